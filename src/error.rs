@@ -1,0 +1,60 @@
+use core::fmt;
+
+/// Everything that can go wrong in this crate.
+///
+/// Every operation checks all of its arguments before its first write, so a
+/// call that returns an `Error` has changed nothing: not the outputs, not the
+/// mask, not the caller's random number generator.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The drop probability is NaN, infinite, or outside `0.0..=1.0`.
+    InvalidProbability {
+        /// The rejected value.
+        p: f32,
+    },
+    /// The output slice does not have the length of the input slice.
+    LengthMismatch {
+        /// Length of the input.
+        input: usize,
+        /// Length of the output.
+        output: usize,
+    },
+    /// A mask buffer has fewer words than the elements need (one bit each).
+    MaskTooShort {
+        /// Words needed.
+        needed: usize,
+        /// Words given.
+        found: usize,
+    },
+    /// The keyed stream would run past position `2^64 - 1`:
+    /// `offset + len > 2^64`.
+    PositionOverflow {
+        /// First position of the call.
+        offset: u64,
+        /// Number of elements of the call.
+        len: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::InvalidProbability { p } => {
+                write!(f, "drop probability {p} is not in 0.0..=1.0")
+            }
+            Error::LengthMismatch { input, output } => {
+                write!(f, "output has {output} elements but the input has {input}")
+            }
+            Error::MaskTooShort { needed, found } => {
+                write!(f, "mask buffer has {found} words but {needed} are needed")
+            }
+            Error::PositionOverflow { offset, len } => write!(
+                f,
+                "keyed stream positions {offset} + {len} elements run past 2^64"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,167 @@
+//! Inverted dropout over `f32` slices: exact, allocation-free, `no_std`,
+//! with portable SIMD lanes and a mask of one bit per element.
+//!
+//! # Quick start
+//!
+//! ```
+//! use bitdrop::{Dropout, Keyed, Mode};
+//!
+//! let dropout = Dropout::new(0.1)?;
+//! let mut activations = vec![1.0_f32; 4096];
+//!
+//! // Training: each element is dropped (+0.0) with probability 0.1 and the
+//! // rest are scaled by 1 / 0.9. The decisions come from the keyed stream
+//! // (seed 7, first position 0), or from any `rand_core::Rng`.
+//! dropout.forward(Mode::Train, &mut activations, Keyed::new(7, 0))?;
+//! let kept = activations.iter().filter(|&&x| x != 0.0).count();
+//! assert!((3500..3900).contains(&kept));
+//!
+//! // Backward: regenerate the same mask from the same key; nothing stored.
+//! let mut grad = vec![1.0_f32; 4096];
+//! dropout.backward(Mode::Train, &mut grad, Keyed::new(7, 0))?;
+//! assert_eq!(grad, activations);
+//!
+//! // Inference: the identity, bit for bit.
+//! let mut inference = vec![0.5_f32; 4096];
+//! dropout.forward(Mode::Eval, &mut inference, Keyed::new(7, 0))?;
+//! assert!(inference.iter().all(|&x| x == 0.5));
+//! # Ok::<(), bitdrop::Error>(())
+//! ```
+//!
+//! # Semantics
+//!
+//! [`Dropout::new`] takes the drop probability `p` and rejects anything
+//! outside `0.0..=1.0`, NaN included, with [`Error::InvalidProbability`].
+//!
+//! | case | output element | randomness drawn |
+//! |---|---|---|
+//! | [`Mode::Eval`], any `p` | `x`, bit for bit (NaN payloads, `-0.0`, subnormals) | none |
+//! | [`Mode::Train`], `p == 0` | `x`, bit for bit | none |
+//! | [`Mode::Train`], `p == 1` | `+0.0` | none |
+//! | [`Mode::Train`], kept | `x * s`, one `f32` multiply, round to nearest | yes |
+//! | [`Mode::Train`], dropped | `+0.0`, whatever `x` is (NaN and ±inf too) | yes |
+//!
+//! `s = 1 / (1 - p)` is computed in `f64` and rounded once to `f32`
+//! ([`Dropout::scale`]). Dropped elements are selected, not multiplied by
+//! zero, so they are `+0.0` even when `x` is NaN, infinite or negative.
+//!
+//! # Precision
+//!
+//! Each element is dropped independently with probability
+//! `D / 2^64`, `D = floor(p * 2^64)` ([`Dropout::drop_numerator`]): exactly
+//! `p` for every `f32` `p >= 2^-41`, where most frameworks compare a 24-bit
+//! float. Element `j` is kept iff a uniform 64-bit number `u_j >= D`. The
+//! numbers are never built: 64 of them are compared at once, bit-sliced, most
+//! significant bit first, one random word per bit position. Bit `63 - t` of
+//! `u_j` is bit `j` of the `t`-th word (`t = 0, 1, ...`). After each word, an
+//! element whose bit differs from `D`'s is decided (kept if its bit is 1);
+//! the comparison stops when every element is decided or after the lowest
+//! set bit of `D`, and elements still undecided then are kept (`u >= D`).
+//! About 7 words decide 64 elements at any `p`, one at `p = 0.5`.
+//!
+//! # The mask
+//!
+//! One bit per element in `u64` words: element `i` is bit `i % 64` (bit 0
+//! the least significant) of word `i / 64`, and `1` means kept. `n`
+//! elements take [`mask_words`]`(n) = ceil(n / 64)` words; the bits past `n`
+//! are written as `0`, so the popcount is the kept count. Operations take
+//! caller-provided `&mut [u64]`; [`Mask`] adds the helpers (kept count, one
+//! bit, iteration, conversion to and from the `u32` layout of ONNX Runtime's
+//! BitmaskDropout), and owns its words with the `alloc` feature.
+//!
+//! # Randomness
+//!
+//! Every operation that draws takes a [`Randomness`]:
+//!
+//! - `&mut rng`, any [`rand_core::Rng`] (for example
+//!   [`rand_xoshiro::Xoshiro256PlusPlus`]), consumed in order: for each group
+//!   of 64 consecutive elements of the call (the last group may be shorter,
+//!   with only its elements taking part), one `next_u64` per comparison step
+//!   above.
+//! - [`Keyed`]`::new(seed, offset)`: the keyed stream below. Whether the
+//!   element at index `i` of a call is kept depends only on `seed`, `p` and
+//!   the position `offset + i`. Chunks of a tensor processed in any order, on
+//!   any thread, give the same result as one call; a backward pass
+//!   regenerates the mask instead of storing it; and the result is the same
+//!   on every target and SIMD width.
+//!
+//! ## Mask stream v1
+//!
+//! This is the exact construction, frozen by golden test vectors: changing
+//! it is a breaking change. `mix` is SplitMix64's output function:
+//!
+//! ```text
+//! mix(z): z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+//!         z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+//!         return z ^ (z >> 31)                     (wrapping u64 arithmetic)
+//! GAMMA = 0x9E3779B97F4A7C15
+//! ```
+//!
+//! 1. **Keys.** `key[i] = mix(seed + (i + 1) * GAMMA)` for `i = 0..4`: the
+//!    first four outputs of `SplitMix64` seeded with `seed`.
+//! 2. **Blocks and lanes.** Positions are cut into blocks of 4096 (64 mask
+//!    words). Position `q` lies in block `B = q / 4096`, word
+//!    `w = (q / 64) % 64` of it, bit `q % 64` of that word. Word `w` belongs to
+//!    batch `w / 8` and lane `w % 8`.
+//! 3. **Generators.** Each block has 8 xoshiro256++ generators, one per
+//!    lane. Lane `j` of block `B` is stream `n = 8 B + j`, and its state is
+//!    `s[i] = mix(key[i] + (n + 1) * GAMMA)` for `i = 0..4`: output `n + 1`
+//!    of `SplitMix64` seeded with `key[i]`. (In `rand_xoshiro` terms:
+//!    `Xoshiro256PlusPlus::from_seed` of those four words, little-endian.)
+//! 4. **Batches.** The batches of a block are decided in order 0 to 7. A
+//!    batch compares its 8 groups of 64 positions in lockstep, by the
+//!    bit-sliced rule above: each step draws one `next_u64` from every
+//!    generator, lane `j`'s word serving lane `j`'s group; the batch stops
+//!    when all 512 positions are decided or after the lowest set bit of `D`.
+//!    The generators carry on into the next batch.
+//!
+//! So position `q` is kept iff bit `q % 64` of lane `(q / 64) % 8`'s word in
+//! batch `(q / 512) % 8` of block `q / 4096` is set. A call that starts
+//! inside a block replays that block's earlier batches: the decisions of a
+//! position never depend on where a call starts. The 8 lanes are in `wide`'s
+//! `u64x8`: one AVX-512 register, two AVX2 or four SSE2 or NEON registers,
+//! or plain integers, always the same 8 streams.
+//!
+//! Different seeds give independent masks, consecutive seeds included:
+//! their generators start from unrelated states, since every state word goes
+//! through `mix`, and the four words of a state are never shared by another
+//! (seed, stream) pair.
+//!
+//! # SIMD
+//!
+//! The fast path uses `wide`'s `f32x8`, `u32x8` and `u64x8`, whose
+//! instructions are chosen at compile time: an x86-64 build without flags
+//! gets SSE2. Build with `RUSTFLAGS="-C target-cpu=native"` (or
+//! `-C target-feature=+avx2`, `+avx512f`; `+simd128` on wasm32) for the wider
+//! lanes. The results are bit-identical on every target and width, and equal
+//! to the scalar [`reference`] implementation.
+//!
+//! # Features
+//!
+//! - `alloc`: the owned [`Mask`]`<Vec<u64>>` constructors.
+//! - `std` (default): implies `alloc`.
+//!
+//! Without features the crate needs neither `std` nor an allocator.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+#![doc(test(attr(deny(warnings))))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod decide;
+mod dropout;
+mod error;
+mod kernel;
+mod mask;
+pub mod reference;
+mod source;
+mod stream;
+
+pub use dropout::{Dropout, Mode};
+pub use error::Error;
+pub use mask::{Mask, mask_words};
+pub use rand_core;
+pub use source::{Keyed, Randomness};

@@ -1,0 +1,226 @@
+//! The scalar reference implementation: the definition of the results.
+//!
+//! Written for clarity, one element at a time, straight from the crate
+//! docs: the keyed stream uses `rand_xoshiro`'s own `SplitMix64` and
+//! `Xoshiro256PlusPlus`, and each element's comparison is tracked on its own.
+//! The fast operations of [`Dropout`] give bit-identical results (NaN
+//! payloads aside, which `wide` does not promise), and the test suite holds
+//! them to it. Use it as an oracle; it is far slower.
+//!
+//! ```
+//! use bitdrop::{Dropout, Keyed, Mode, reference};
+//!
+//! let dropout = Dropout::new(0.3)?;
+//! let xs: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+//! let mut fast = vec![0.0; 1000];
+//! let mut slow = vec![0.0; 1000];
+//! dropout.forward_to(Mode::Train, &xs, &mut fast, Keyed::new(11, 5))?;
+//! reference::forward_to(&dropout, Mode::Train, &xs, &mut slow, Keyed::new(11, 5))?;
+//! assert_eq!(fast, slow);
+//! # Ok::<(), bitdrop::Error>(())
+//! ```
+
+use crate::decide::Threshold;
+use crate::dropout::{Plan, copy_io, fill_kept};
+use crate::mask::{check_words, mask_words};
+use crate::source::Randomness;
+use crate::stream::{BLOCK_WORDS, GAMMA, LANES};
+use crate::{Dropout, Error, Mode};
+use rand_core::{Rng, SeedableRng};
+use rand_xoshiro::{SplitMix64, Xoshiro256PlusPlus};
+
+/// [`Dropout::forward_to`], one element at a time.
+///
+/// # Errors
+///
+/// As [`Dropout::forward_to`].
+pub fn forward_to(
+    dropout: &Dropout,
+    mode: Mode,
+    xs: &[f32],
+    out: &mut [f32],
+    source: impl Randomness,
+) -> Result<(), Error> {
+    let io = copy_io(xs, out)?;
+    source.check(xs.len())?;
+    match dropout.plan(mode) {
+        Plan::Identity => io.identity(),
+        Plan::DropAll => io.zero(),
+        Plan::Random(threshold) => {
+            let decisions = source.reference_decisions(threshold, xs.len());
+            for ((y, &x), kept) in out.iter_mut().zip(xs).zip(decisions) {
+                *y = element(x, kept, dropout.scale());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`Dropout::fill_mask`], one element at a time.
+///
+/// # Errors
+///
+/// As [`Dropout::fill_mask`].
+pub fn fill_mask(
+    dropout: &Dropout,
+    mode: Mode,
+    len: usize,
+    mask: &mut [u64],
+    source: impl Randomness,
+) -> Result<(), Error> {
+    check_words(len, mask.len())?;
+    source.check(len)?;
+    let words = &mut mask[..mask_words(len)];
+    match dropout.plan(mode) {
+        Plan::Identity => fill_kept(words, len),
+        Plan::DropAll => words.fill(0),
+        Plan::Random(threshold) => {
+            words.fill(0);
+            let decisions = source.reference_decisions(threshold, len);
+            for (i, kept) in decisions.take(len).enumerate() {
+                words[i / 64] |= u64::from(kept) << (i % 64);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`Dropout::apply_mask_to`], one element at a time.
+///
+/// # Errors
+///
+/// As [`Dropout::apply_mask_to`].
+pub fn apply_mask_to(
+    dropout: &Dropout,
+    mode: Mode,
+    xs: &[f32],
+    mask: &[u64],
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let io = copy_io(xs, out)?;
+    check_words(xs.len(), mask.len())?;
+    match dropout.plan(mode) {
+        Plan::Identity => io.identity(),
+        Plan::DropAll => io.zero(),
+        Plan::Random(_) => {
+            for (i, (y, &x)) in out.iter_mut().zip(xs).enumerate() {
+                let kept = mask[i / 64] >> (i % 64) & 1 == 1;
+                *y = element(x, kept, dropout.scale());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The element rule: kept is one multiply, dropped is `+0.0` whatever `x` is.
+fn element(x: f32, kept: bool, scale: f32) -> f32 {
+    if kept { x * scale } else { 0.0 }
+}
+
+/// Where one element's comparison of `u` against `D` stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    Undecided,
+    Greater,
+    Less,
+}
+
+/// Decides `G` groups of 64 elements compared in lockstep, of which the
+/// first `open[g]` elements of group `g` take part. Each step draws one word
+/// per group; bit `j` of group `g`'s word is the next bit of element `j`'s
+/// number `u`. Elements still equal after the last set bit of `D` are `>= D`.
+fn decide_groups<const G: usize>(
+    threshold: Threshold,
+    open: [usize; G],
+    mut draw: impl FnMut() -> [u64; G],
+) -> [[bool; 64]; G] {
+    let mut state = [[Compare::Undecided; 64]; G];
+    let d = threshold.0;
+    let lowest = if d == 0 { 64 } else { d.trailing_zeros() };
+    for k in (lowest..64).rev() {
+        let d_bit = d >> k & 1;
+        let words = draw();
+        for ((group, &word), &open) in state.iter_mut().zip(&words).zip(&open) {
+            for (j, element) in group.iter_mut().enumerate().take(open) {
+                let u_bit = word >> j & 1;
+                if *element == Compare::Undecided && u_bit != d_bit {
+                    *element = if u_bit > d_bit {
+                        Compare::Greater
+                    } else {
+                        Compare::Less
+                    };
+                }
+            }
+        }
+        let all_decided =
+            (0..G).all(|g| state[g][..open[g]].iter().all(|&s| s != Compare::Undecided));
+        if all_decided {
+            break;
+        }
+    }
+    // Kept iff u >= D.
+    state.map(|group| group.map(|s| s != Compare::Less))
+}
+
+/// A caller RNG's decisions for `len` elements: group by group of 64.
+pub(crate) fn rng_decisions<R: Rng + ?Sized>(
+    rng: &mut R,
+    threshold: Threshold,
+    len: usize,
+) -> impl Iterator<Item = bool> {
+    (0..len.div_ceil(64)).flat_map(move |g| {
+        let open = (len - 64 * g).min(64);
+        let [group] = decide_groups(threshold, [open], || [rng.next_u64()]);
+        group.into_iter().take(open)
+    })
+}
+
+/// The keyed stream's decisions from position `offset` on, block by block.
+pub(crate) fn keyed_decisions(
+    seed: u64,
+    offset: u64,
+    threshold: Threshold,
+) -> impl Iterator<Item = bool> {
+    let mut splitmix = SplitMix64::seed_from_u64(seed);
+    let keys: [u64; 4] = core::array::from_fn(|_| splitmix.next_u64());
+    let block_len = 64 * BLOCK_WORDS;
+    let mut block = u64::MAX;
+    let mut decisions = [[false; 64]; BLOCK_WORDS as usize];
+    (offset..=u64::MAX).map(move |position| {
+        if position / block_len != block {
+            block = position / block_len;
+            decisions = keyed_block(&keys, block, threshold);
+        }
+        let word = (position % block_len / 64) as usize;
+        decisions[word][(position % 64) as usize]
+    })
+}
+
+/// The decisions of one block: 8 batches of 8 groups, lane `j` of batch `b`
+/// being word `8 b + j` of the block, decided by generator `j`.
+fn keyed_block(
+    keys: &[u64; 4],
+    block: u64,
+    threshold: Threshold,
+) -> [[bool; 64]; BLOCK_WORDS as usize] {
+    let mut generators: [Xoshiro256PlusPlus; LANES] = core::array::from_fn(|lane| {
+        let stream = block * LANES as u64 + lane as u64;
+        let words = keys.map(|key| {
+            // Output `stream + 1` of SplitMix64 seeded with `key`.
+            SplitMix64::seed_from_u64(key.wrapping_add(stream.wrapping_mul(GAMMA))).next_u64()
+        });
+        let mut seed = [0u8; 32];
+        for (bytes, word) in seed.chunks_exact_mut(8).zip(words) {
+            bytes.copy_from_slice(&word.to_le_bytes());
+        }
+        Xoshiro256PlusPlus::from_seed(seed)
+    });
+    let mut decisions = [[false; 64]; BLOCK_WORDS as usize];
+    for batch in decisions.chunks_exact_mut(LANES) {
+        let groups = decide_groups(threshold, [64; LANES], || {
+            core::array::from_fn(|lane| generators[lane].next_u64())
+        });
+        batch.copy_from_slice(&groups);
+    }
+    decisions
+}
