@@ -7,40 +7,37 @@
 //! the rest stay undecided. After the lowest set bit of `D` the undecided
 //! lanes equal `D` on every bit that matters, so they are kept.
 
-use core::ops::{BitAnd, BitOr, BitXor, Not};
+use core::ops::{BitAnd, BitOr, Not};
 
 /// The drop threshold `D = floor(p * 2^64)` of a probability `0 < p < 1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Threshold(pub(crate) u64);
 
 impl Threshold {
-    /// The bit positions compared, most significant first: 63 down to the
-    /// lowest set bit of `D` (none when `D == 0`).
+    /// The bits of `D` compared, most significant first: bit 63 down to the
+    /// lowest set bit (none when `D == 0`).
     #[inline]
-    pub(crate) fn bits(self) -> impl Iterator<Item = u32> {
-        (self.0.trailing_zeros()..64).rev()
-    }
-
-    /// Bit `k` of `D` spread over a whole word: all ones or all zeros.
-    #[inline(always)]
-    pub(crate) fn spread(self, k: u32) -> u64 {
-        0u64.wrapping_sub((self.0 >> k) & 1)
+    pub(crate) fn bits(self) -> impl Iterator<Item = bool> {
+        let d = self.0;
+        (d.trailing_zeros()..64).rev().map(move |k| d >> k & 1 == 1)
     }
 }
 
 /// One comparison step over any word type: `u64`, or SIMD lanes of them.
-///
-/// `threshold_bit` is the current bit of `D` spread over the word.
+/// `random` holds the next bit of every lane's `u`, `d_bit` that of `D`.
 #[inline(always)]
-pub(crate) fn step<W>(undecided: &mut W, kept: &mut W, random: W, threshold_bit: W)
+pub(crate) fn step<W>(undecided: &mut W, kept: &mut W, random: W, d_bit: bool)
 where
-    W: Copy + BitAnd<Output = W> + BitOr<Output = W> + BitXor<Output = W> + Not<Output = W>,
+    W: Copy + BitAnd<Output = W> + BitOr<Output = W> + Not<Output = W>,
 {
-    let differs = random ^ threshold_bit;
-    // Where the random bit is 1 and D's is 0, u > D: kept. Where it is 0 and
-    // D's is 1, u < D: dropped. Either way the lane is decided.
-    *kept = *kept | (*undecided & differs & random);
-    *undecided = *undecided & !differs;
+    if d_bit {
+        // Lanes with a 0 bit are below D: dropped. The rest stay equal.
+        *undecided = *undecided & random;
+    } else {
+        // Lanes with a 1 bit are above D: kept. The rest stay equal.
+        *kept = *kept | (*undecided & random);
+        *undecided = *undecided & !random;
+    }
 }
 
 /// Decides the lanes set in `lanes`, drawing one word per step from `next`
@@ -49,8 +46,8 @@ where
 pub(crate) fn word(threshold: Threshold, lanes: u64, mut next: impl FnMut() -> u64) -> u64 {
     let mut undecided = lanes;
     let mut kept = 0;
-    for k in threshold.bits() {
-        step(&mut undecided, &mut kept, next(), threshold.spread(k));
+    for d_bit in threshold.bits() {
+        step(&mut undecided, &mut kept, next(), d_bit);
         if undecided == 0 {
             break;
         }

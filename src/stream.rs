@@ -4,7 +4,7 @@
 //! the two equal.
 
 use crate::decide::{self, Threshold};
-use wide::u64x8;
+use core::ops::{Add, BitAnd, BitOr, BitXor, Not, Shl, Shr};
 
 /// Generators stepped together; part of the stream definition.
 pub(crate) const LANES: usize = 8;
@@ -30,9 +30,84 @@ pub(crate) fn keys(seed: u64) -> [u64; 4] {
     })
 }
 
-/// Eight xoshiro256++ states, lane `j` the generator of one stream.
+/// The `wide` vector that holds one chunk of lanes, as wide as the target's
+/// registers allow without spilling the generators: a chunk's four state
+/// words, its undecided and kept words and temporaries must fit.
+#[cfg(target_feature = "avx512f")]
+type Chunk = wide::u64x8;
+#[cfg(all(target_feature = "avx2", not(target_feature = "avx512f")))]
+type Chunk = wide::u64x4;
+#[cfg(not(target_feature = "avx2"))]
+type Chunk = wide::u64x2;
+
+/// What the generators need of a `wide` vector of `u64` lanes.
+trait Lanes:
+    Copy
+    + BitAnd<Output = Self>
+    + BitOr<Output = Self>
+    + BitXor<Output = Self>
+    + Not<Output = Self>
+    + Add<Output = Self>
+    + Shl<u32, Output = Self>
+    + Shr<u32, Output = Self>
+{
+    const WIDTH: usize;
+    fn splat(x: u64) -> Self;
+    fn load(lanes: &[u64]) -> Self;
+    fn store(self, lanes: &mut [u64]);
+    fn is_zero(self) -> bool;
+}
+
+macro_rules! impl_lanes {
+    ($($t:ident: $n:literal),*) => {$(
+        impl Lanes for wide::$t {
+            const WIDTH: usize = $n;
+            #[inline(always)]
+            fn splat(x: u64) -> Self {
+                wide::$t::splat(x)
+            }
+            #[inline(always)]
+            fn load(lanes: &[u64]) -> Self {
+                wide::$t::new(core::array::from_fn(|i| lanes.get(i).copied().unwrap_or(0)))
+            }
+            #[inline(always)]
+            fn store(self, lanes: &mut [u64]) {
+                for (lane, x) in lanes.iter_mut().zip(self.to_array()) {
+                    *lane = x;
+                }
+            }
+            #[inline(always)]
+            fn is_zero(self) -> bool {
+                self.simd_eq(wide::$t::ZERO).all()
+            }
+        }
+    )*};
+}
+impl_lanes!(u64x2: 2, u64x4: 4, u64x8: 8);
+
+/// One xoshiro256++ step in every lane of `s`.
+#[inline(always)]
+fn step<V: Lanes>(s: &mut [V; 4]) -> V {
+    let [s0, s1, s2, s3] = s;
+    let result = rotate_left(*s0 + *s3, 23) + *s0;
+    let t = *s1 << 17;
+    *s2 = *s2 ^ *s0;
+    *s3 = *s3 ^ *s1;
+    *s1 = *s1 ^ *s2;
+    *s0 = *s0 ^ *s3;
+    *s2 = *s2 ^ t;
+    *s3 = rotate_left(*s3, 45);
+    result
+}
+
+#[inline(always)]
+fn rotate_left<V: Lanes>(x: V, k: u32) -> V {
+    (x << k) | (x >> (64 - k))
+}
+
+/// Eight xoshiro256++ states: `s[i][j]` is state word `i` of lane `j`.
 struct Generators {
-    s: [u64x8; 4],
+    s: [[u64; LANES]; 4],
 }
 
 impl Generators {
@@ -40,35 +115,64 @@ impl Generators {
     /// `mix(keys[i] + (8 * block + j + 1) * GAMMA)`.
     fn seed(keys: &[u64; 4], block: u64) -> Self {
         let first = block.wrapping_mul(LANES as u64).wrapping_add(1);
-        let lane_steps = u64x8::new(core::array::from_fn(|j| GAMMA.wrapping_mul(j as u64)));
         let s = keys.map(|key| {
-            let z = u64x8::splat(key.wrapping_add(first.wrapping_mul(GAMMA))) + lane_steps;
-            let z = (z ^ (z >> 30)) * u64x8::splat(0xBF58_476D_1CE4_E5B9);
-            let z = (z ^ (z >> 27)) * u64x8::splat(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
+            let base = key.wrapping_add(first.wrapping_mul(GAMMA));
+            core::array::from_fn(|j| mix(base.wrapping_add(GAMMA.wrapping_mul(j as u64))))
         });
         Generators { s }
     }
 
-    /// One xoshiro256++ step in every lane.
-    #[inline(always)]
-    fn next(&mut self) -> u64x8 {
-        let [s0, s1, s2, s3] = &mut self.s;
-        let result = rotate_left(*s0 + *s3, 23) + *s0;
-        let t = *s1 << 17;
-        *s2 ^= *s0;
-        *s3 ^= *s1;
-        *s1 ^= *s2;
-        *s0 ^= *s3;
-        *s2 ^= t;
-        *s3 = rotate_left(*s3, 45);
-        result
+    /// The next batch: the 8 lanes compared in lockstep until all 512
+    /// positions are decided. A decided lane ignores further words, so each
+    /// chunk of lanes runs until its own positions are decided, and then
+    /// the chunks that finished early are stepped on to the batch's count.
+    #[inline]
+    fn batch(&mut self, threshold: Threshold) -> [u64; LANES] {
+        let mut kept = [0; LANES];
+        let mut steps = [0; LANES / Chunk::WIDTH];
+        for (c, steps) in steps.iter_mut().enumerate() {
+            let lanes = c * Chunk::WIDTH..(c + 1) * Chunk::WIDTH;
+            let mut s = self.s.each_ref().map(|w| Chunk::load(&w[lanes.clone()]));
+            let (chunk_kept, chunk_steps) = decide_chunk(&mut s, threshold);
+            chunk_kept.store(&mut kept[lanes.clone()]);
+            for (word, lanes_of_word) in s.iter().zip(self.s.iter_mut()) {
+                word.store(&mut lanes_of_word[lanes.clone()]);
+            }
+            *steps = chunk_steps;
+        }
+        let batch_steps = steps.iter().copied().max().unwrap_or(0);
+        for (c, &steps) in steps.iter().enumerate() {
+            if steps < batch_steps {
+                let lanes = c * Chunk::WIDTH..(c + 1) * Chunk::WIDTH;
+                let mut s = self.s.each_ref().map(|w| Chunk::load(&w[lanes.clone()]));
+                for _ in steps..batch_steps {
+                    step(&mut s);
+                }
+                for (word, lanes_of_word) in s.iter().zip(self.s.iter_mut()) {
+                    word.store(&mut lanes_of_word[lanes.clone()]);
+                }
+            }
+        }
+        kept
     }
 }
 
+/// Runs the comparison for one chunk of lanes until its positions are all
+/// decided or the bits of `D` run out: the kept words and the steps taken.
 #[inline(always)]
-fn rotate_left(x: u64x8, k: u32) -> u64x8 {
-    (x << k) | (x >> (64 - k))
+fn decide_chunk<V: Lanes>(s: &mut [V; 4], threshold: Threshold) -> (V, usize) {
+    let mut undecided = V::splat(!0);
+    let mut kept = V::splat(0);
+    let mut steps = 0;
+    for d_bit in threshold.bits() {
+        let random = step(s);
+        decide::step(&mut undecided, &mut kept, random, d_bit);
+        steps += 1;
+        if undecided.is_zero() {
+            break;
+        }
+    }
+    (kept | undecided, steps)
 }
 
 /// Keep words of the keyed stream for consecutive elements of one call,
@@ -101,68 +205,70 @@ impl KeyedWords {
             threshold,
             position: offset,
             block: None,
-            generators: Generators {
-                s: [u64x8::ZERO; 4],
-            },
+            generators: Generators { s: [[0; LANES]; 4] },
             batches: 0,
             words: [[0; LANES]; BLOCK_WORDS as usize / LANES],
         }
     }
 
-    /// Word `index` of the stream (stream positions `64 index ..`).
+    /// Makes the first `words` words of block `block` available.
     #[inline]
-    fn stream_word(&mut self, index: u64) -> u64 {
-        let block = index / BLOCK_WORDS;
-        let in_block = (index % BLOCK_WORDS) as usize;
+    fn generate(&mut self, block: u64, words: usize) {
         if self.block != Some(block) {
             self.block = Some(block);
             self.generators = Generators::seed(&self.keys, block);
             self.batches = 0;
         }
-        let batch = in_block / LANES;
-        while self.batches <= batch {
-            let words = self.next_batch();
+        while self.batches * LANES < words {
+            let batch = self.generators.batch(self.threshold);
             if let Some(slot) = self.words.get_mut(self.batches) {
-                *slot = words;
+                *slot = batch;
             }
             self.batches += 1;
         }
-        self.words[batch][in_block % LANES]
-    }
-
-    /// Decides the next 8 groups of 64 positions, one per lane.
-    #[inline]
-    fn next_batch(&mut self) -> [u64; LANES] {
-        let mut undecided = u64x8::splat(!0);
-        let mut kept = u64x8::ZERO;
-        for k in self.threshold.bits() {
-            let random = self.generators.next();
-            decide::step(
-                &mut undecided,
-                &mut kept,
-                random,
-                u64x8::splat(self.threshold.spread(k)),
-            );
-            if undecided.to_array().iter().fold(0, |acc, w| acc | w) == 0 {
-                break;
-            }
-        }
-        (kept | undecided).to_array()
     }
 
     /// Fills `out` with the keep words of the call's next `len` elements;
     /// `out.len()` is `len.div_ceil(64)`, and bits past `len` are cleared.
     pub(crate) fn fill(&mut self, out: &mut [u64], len: usize) {
-        let shift = (self.position % 64) as u32;
         let mut remaining = len;
-        for (index, slot) in (self.position / 64..).zip(out) {
-            let bits = remaining.min(64);
-            let mut word = self.stream_word(index) >> shift;
-            if shift != 0 && bits > (64 - shift) as usize {
-                word |= self.stream_word(index + 1) << (64 - shift);
+        for chunk in out.chunks_mut(BLOCK_WORDS as usize) {
+            let chunk_len = remaining.min(64 * chunk.len());
+            self.fill_chunk(chunk, chunk_len);
+            remaining -= chunk_len;
+        }
+    }
+
+    /// [`fill`](Self::fill) for at most one block's worth of words.
+    fn fill_chunk(&mut self, out: &mut [u64], len: usize) {
+        let shift = (self.position % 64) as u32;
+        // The stream words under the call's elements, one more than `out`
+        // when the call is not aligned to a word.
+        let mut stream = [0u64; BLOCK_WORDS as usize + 1];
+        let needed = (shift as usize + len).div_ceil(64).min(stream.len());
+        let mut index = self.position / 64;
+        let mut done = 0;
+        while done < needed {
+            let block = index / BLOCK_WORDS;
+            let start = (index % BLOCK_WORDS) as usize;
+            let take = (BLOCK_WORDS as usize - start).min(needed - done);
+            self.generate(block, start + take);
+            let words = self.words.as_flattened();
+            stream[done..done + take].copy_from_slice(&words[start..start + take]);
+            done += take;
+            index += take as u64;
+        }
+        if shift == 0 {
+            for (slot, &word) in out.iter_mut().zip(&stream) {
+                *slot = word;
             }
-            *slot = word & crate::mask::low_bits(bits);
-            remaining -= bits;
+        } else {
+            for (slot, pair) in out.iter_mut().zip(stream.windows(2)) {
+                *slot = pair[0] >> shift | pair[1] << (64 - shift);
+            }
+        }
+        if let Some(last) = out.last_mut() {
+            *last &= crate::mask::low_bits(len - 64 * (len.div_ceil(64) - 1));
         }
         // Wraps only after the call's last element, at position 2^64.
         self.position = self.position.wrapping_add(len as u64);

@@ -39,7 +39,9 @@ fn check_keyed(dropout: &Dropout, mode: Mode, xs: &[f32], key: Keyed) {
 
     let mut with_mask = xs.to_vec();
     let mut mask = vec![!0; mask_words(n)];
-    dropout.forward_with_mask(mode, &mut with_mask, &mut mask, key).unwrap();
+    dropout
+        .forward_with_mask(mode, &mut with_mask, &mut mask, key)
+        .unwrap();
     assert!(same(&with_mask, &expected), "forward_with_mask {ctx}");
     assert_eq!(mask, expected_mask, "forward_with_mask's mask {ctx}");
 
@@ -54,10 +56,14 @@ fn check_keyed(dropout: &Dropout, mode: Mode, xs: &[f32], key: Keyed) {
     let mut expected_applied = vec![0.0; n];
     reference::apply_mask_to(dropout, mode, xs, &expected_mask, &mut expected_applied).unwrap();
     let mut applied = xs.to_vec();
-    dropout.apply_mask(mode, &mut applied, &expected_mask).unwrap();
+    dropout
+        .apply_mask(mode, &mut applied, &expected_mask)
+        .unwrap();
     assert!(same(&applied, &expected_applied), "apply_mask {ctx}");
     let mut applied_to = vec![0.0; n];
-    dropout.apply_mask_to(mode, xs, &expected_mask, &mut applied_to).unwrap();
+    dropout
+        .apply_mask_to(mode, xs, &expected_mask, &mut applied_to)
+        .unwrap();
     assert!(same(&applied_to, &expected_applied), "apply_mask_to {ctx}");
 }
 
@@ -79,7 +85,9 @@ fn check_rng(dropout: &Dropout, mode: Mode, xs: &[f32], seed: u64) {
     assert_eq!(fast_rng, reference_rng, "RNG consumption {ctx}");
 
     let mut out = vec![f32::NAN; n];
-    dropout.forward_to(mode, xs, &mut out, &mut rng(seed)).unwrap();
+    dropout
+        .forward_to(mode, xs, &mut out, &mut rng(seed))
+        .unwrap();
     assert!(same(&out, &expected), "forward_to {ctx}");
 
     let mut with_mask = vec![f32::NAN; n];
@@ -91,7 +99,9 @@ fn check_rng(dropout: &Dropout, mode: Mode, xs: &[f32], seed: u64) {
     assert_eq!(mask, expected_mask, "forward_to_with_mask's mask {ctx}");
 
     let mut mask_only = vec![!0; mask_words(n)];
-    dropout.fill_mask(mode, n, &mut mask_only, &mut rng(seed)).unwrap();
+    dropout
+        .fill_mask(mode, n, &mut mask_only, &mut rng(seed))
+        .unwrap();
     assert_eq!(mask_only, expected_mask, "fill_mask {ctx}");
 }
 
@@ -117,7 +127,12 @@ fn simd_equals_reference_for_every_p_on_long_slices() {
         let dropout = Dropout::new(p).unwrap();
         let n = 20_000 + 37 * i;
         let xs = data(n, i as u64);
-        check_keyed(&dropout, Mode::Train, &xs, Keyed::new(i as u64, 12_345 * i as u64));
+        check_keyed(
+            &dropout,
+            Mode::Train,
+            &xs,
+            Keyed::new(i as u64, 12_345 * i as u64),
+        );
         check_rng(&dropout, Mode::Train, &xs, i as u64);
     }
 }
