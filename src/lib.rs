@@ -165,3 +165,8 @@ pub use error::Error;
 pub use mask::{Mask, mask_words};
 pub use rand_core;
 pub use source::{Keyed, Randomness};
+
+// The README's examples run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
