@@ -134,7 +134,7 @@
 //! gets SSE2. Build with `RUSTFLAGS="-C target-cpu=native"` (or
 //! `-C target-feature=+avx2`, `+avx512f`; `+simd128` on wasm32) for the wider
 //! lanes. The results are bit-identical on every target and width, and equal
-//! to the scalar [`reference`] implementation.
+//! to the scalar [`reference`](mod@reference) implementation.
 //!
 //! # Features
 //!
