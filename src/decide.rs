@@ -16,7 +16,7 @@ pub struct Threshold(pub(crate) u64);
 impl Threshold {
     /// The bits of `D` compared, most significant first: bit 63 down to the
     /// lowest set bit (none when `D == 0`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn bits(self) -> impl Iterator<Item = bool> {
         let d = self.0;
         (d.trailing_zeros()..64).rev().map(move |k| d >> k & 1 == 1)
@@ -42,7 +42,7 @@ where
 
 /// Decides the lanes set in `lanes`, drawing one word per step from `next`
 /// until every lane is decided or the bits of `D` run out.
-#[inline]
+#[inline(always)]
 pub(crate) fn word(threshold: Threshold, lanes: u64, mut next: impl FnMut() -> u64) -> u64 {
     let mut undecided = lanes;
     let mut kept = 0;

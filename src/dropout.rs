@@ -2,8 +2,10 @@
 
 use crate::Error;
 use crate::decide::Threshold;
+use crate::dispatch::{self, Kernel};
 use crate::kernel::Io;
 use crate::mask::{check_words, low_bits, mask_words};
+use crate::source::sealed::Words;
 use crate::source::{Keyed, Randomness};
 
 /// Training or evaluation (inference). Every operation takes one, so that
@@ -256,10 +258,11 @@ impl Dropout {
         match self.plan(mode) {
             Plan::Identity => fill_kept(words, len),
             Plan::DropAll => words.fill(0),
-            Plan::Random(threshold) => {
-                use crate::source::sealed::Words;
-                source.words(threshold).fill(words, len);
-            }
+            Plan::Random(threshold) => dispatch::run(FillMask {
+                words: source.words(threshold),
+                out: words,
+                len,
+            }),
         }
         Ok(())
     }
@@ -382,9 +385,12 @@ impl Dropout {
                 }
                 io.zero();
             }
-            Plan::Random(threshold) => {
-                io.apply_from(&mut source.words(threshold), mask, self.scale);
-            }
+            Plan::Random(threshold) => dispatch::run(Forward {
+                io,
+                words: source.words(threshold),
+                mask,
+                scale: self.scale,
+            }),
         }
         Ok(())
     }
@@ -395,7 +401,11 @@ impl Dropout {
         match self.plan(mode) {
             Plan::Identity => io.identity(),
             Plan::DropAll => io.zero(),
-            Plan::Random(_) => io.apply(mask, self.scale),
+            Plan::Random(_) => dispatch::run(ApplyMask {
+                io,
+                mask,
+                scale: self.scale,
+            }),
         }
         Ok(())
     }
@@ -416,5 +426,48 @@ pub(crate) fn copy_io<'a>(xs: &'a [f32], out: &'a mut [f32]) -> Result<Io<'a>, E
 pub(crate) fn fill_kept(words: &mut [u64], len: usize) {
     for (i, word) in words.iter_mut().enumerate() {
         *word = low_bits(len - 64 * i);
+    }
+}
+
+/// Draws the decisions and applies them, writing the mask if there is one.
+struct Forward<'a, W> {
+    io: Io<'a>,
+    words: W,
+    mask: Option<&'a mut [u64]>,
+    scale: f32,
+}
+
+impl<W: Words> Kernel for Forward<'_, W> {
+    #[inline(always)]
+    fn run(mut self) {
+        self.io.apply_from(&mut self.words, self.mask, self.scale);
+    }
+}
+
+/// Applies a given mask.
+struct ApplyMask<'a> {
+    io: Io<'a>,
+    mask: &'a [u64],
+    scale: f32,
+}
+
+impl Kernel for ApplyMask<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.io.apply(self.mask, self.scale);
+    }
+}
+
+/// Draws the decisions into a mask.
+struct FillMask<'a, W> {
+    words: W,
+    out: &'a mut [u64],
+    len: usize,
+}
+
+impl<W: Words> Kernel for FillMask<'_, W> {
+    #[inline(always)]
+    fn run(mut self) {
+        self.words.fill(self.out, self.len);
     }
 }

@@ -5,7 +5,7 @@ use wide::{f32x8, u32x8};
 
 /// Elements per chunk: the mask words of a chunk are generated, then applied
 /// while the chunk's data and words are still in L1.
-pub(crate) const CHUNK: usize = 4096;
+pub(crate) const CHUNK: usize = 512;
 
 /// The data of one call: in place, or from `src` to `dst` (equal lengths).
 pub(crate) enum Io<'a> {
@@ -22,6 +22,7 @@ impl<'a> Io<'a> {
     }
 
     /// Splits off the first `n` elements (or all, if fewer).
+    #[inline(always)]
     fn take_front(&mut self, n: usize) -> Io<'a> {
         match self {
             Io::InPlace(xs) => {
@@ -58,14 +59,14 @@ impl<'a> Io<'a> {
 
     /// Keeps element `i` as `x * scale` where bit `i` of `words` is set, and
     /// makes it `+0.0` where it is clear.
+    #[inline(always)]
     pub(crate) fn apply(self, words: &[u64], scale: f32) {
-        let lanes = f32x8::splat(scale);
         match self {
             Io::InPlace(xs) => {
                 let (groups, tail) = xs.as_chunks_mut::<64>();
                 for (group, &word) in groups.iter_mut().zip(words) {
                     for (block, x) in group.as_chunks_mut::<8>().0.iter_mut().enumerate() {
-                        *x = apply8(*x, word, block, lanes);
+                        *x = apply8(*x, word, block, scale);
                     }
                 }
                 let word = words.get(groups.len()).copied().unwrap_or(0);
@@ -80,7 +81,7 @@ impl<'a> Io<'a> {
                     let s = s.as_chunks::<8>().0;
                     let d = d.as_chunks_mut::<8>().0;
                     for (block, (s, d)) in s.iter().zip(d).enumerate() {
-                        *d = apply8(*s, word, block, lanes);
+                        *d = apply8(*s, word, block, scale);
                     }
                 }
                 let word = words.get(dst_groups.len()).copied().unwrap_or(0);
@@ -93,6 +94,7 @@ impl<'a> Io<'a> {
 
     /// Draws keep words from `source` chunk by chunk and applies them, also
     /// writing them to `mask` (`len.div_ceil(64)` words) if there is one.
+    #[inline(always)]
     pub(crate) fn apply_from(
         mut self,
         source: &mut impl Words,
@@ -118,7 +120,19 @@ impl<'a> Io<'a> {
     }
 }
 
-/// Bit `i` of each `u32` lane block: lane `i` of 8 tests bit `8 b + i`.
+/// Elements `8 block .. 8 block + 8` of a 64-element group whose keep word
+/// is `word`: kept ones times `scale`, dropped ones `+0.0`.
+#[inline(always)]
+fn apply8(x: [f32; 8], word: u64, block: usize, scale: f32) -> [f32; 8] {
+    let half = u32x8::splat((word >> (32 * (block / 4))) as u32);
+    let bits = u32x8::new(LANE_BITS[block % 4]);
+    let keep = (half & bits).simd_eq(bits);
+    // A select, not a multiply by 0: dropped is +0.0 even for NaN and inf.
+    let product = f32x8::new(x) * f32x8::splat(scale);
+    f32x8::from_bits(product.to_bits() & keep).to_array()
+}
+
+/// Lane `i` of block `b` tests bit `8 b + i` of a 32-bit half word.
 const LANE_BITS: [[u32; 8]; 4] = {
     let mut bits = [[0; 8]; 4];
     let mut b = 0;
@@ -132,17 +146,6 @@ const LANE_BITS: [[u32; 8]; 4] = {
     }
     bits
 };
-
-/// Eight elements, block `block` (elements `8 block ..`) of a 64-element
-/// group whose keep word is `word`.
-#[inline(always)]
-fn apply8(x: [f32; 8], word: u64, block: usize, scale: f32x8) -> [f32; 8] {
-    let half = u32x8::splat((word >> (32 * (block / 4))) as u32);
-    let bits = u32x8::new(LANE_BITS[block % 4]);
-    let keep = (half & bits).simd_eq(bits);
-    // A select, not a multiply by 0: dropped is +0.0 even for NaN and inf.
-    f32x8::from_bits((f32x8::new(x) * scale).to_bits() & keep).to_array()
-}
 
 /// One element: the scalar rule, which `apply8` equals lane by lane.
 #[inline(always)]

@@ -144,14 +144,17 @@
 //! Without features the crate needs neither `std` nor an allocator.
 
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
 
 mod decide;
+mod dispatch;
 mod dropout;
 mod error;
 mod kernel;

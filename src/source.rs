@@ -134,6 +134,7 @@ impl<R: ?Sized> core::fmt::Debug for RngWords<'_, R> {
 }
 
 impl<R: Rng + ?Sized> Words for RngWords<'_, R> {
+    #[inline(always)]
     fn fill(&mut self, out: &mut [u64], len: usize) {
         let mut remaining = len;
         for slot in out {
@@ -170,6 +171,7 @@ impl Sealed for Keyed {
 }
 
 impl Words for KeyedWords {
+    #[inline(always)]
     fn fill(&mut self, out: &mut [u64], len: usize) {
         KeyedWords::fill(self, out, len);
     }
