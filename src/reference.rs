@@ -112,6 +112,30 @@ pub fn apply_mask_to(
     Ok(())
 }
 
+/// The random words the keyed stream draws to decide block `block` (stream
+/// positions `4096 block .. 4096 block + 4096`) of stream `seed`: a cost
+/// measure of "mask stream v1", 64 times the words per 64 decisions.
+/// Zero where nothing is drawn (`p == 0`, `p == 1`, evaluation mode).
+///
+/// ```
+/// use bitdrop::{Dropout, Mode, reference};
+///
+/// // At p = 0.5 one word decides 64 elements: 64 words per block.
+/// let half = Dropout::new(0.5)?;
+/// assert_eq!(reference::keyed_words_drawn(&half, Mode::Train, 1, 0), 64);
+/// // At p = 0.1 each batch of 512 runs until its slowest element is decided.
+/// let tenth = Dropout::new(0.1)?;
+/// let words = reference::keyed_words_drawn(&tenth, Mode::Train, 1, 0);
+/// assert!((400..1000).contains(&words));
+/// # Ok::<(), bitdrop::Error>(())
+/// ```
+pub fn keyed_words_drawn(dropout: &Dropout, mode: Mode, seed: u64, block: u64) -> u64 {
+    match dropout.plan(mode) {
+        Plan::Random(threshold) => keyed_block(&stream_keys(seed), block, threshold).1,
+        Plan::Identity | Plan::DropAll => 0,
+    }
+}
+
 /// The element rule: kept is one multiply, dropped is `+0.0` whatever `x` is.
 fn element(x: f32, kept: bool, scale: f32) -> f32 {
     if kept { x * scale } else { 0.0 }
@@ -181,19 +205,24 @@ pub(crate) fn keyed_decisions(
     offset: u64,
     threshold: Threshold,
 ) -> impl Iterator<Item = bool> {
-    let mut splitmix = SplitMix64::seed_from_u64(seed);
-    let keys: [u64; 4] = core::array::from_fn(|_| splitmix.next_u64());
+    let keys = stream_keys(seed);
     let block_len = 64 * BLOCK_WORDS;
     let mut block = u64::MAX;
     let mut decisions = [[false; 64]; BLOCK_WORDS as usize];
     (offset..=u64::MAX).map(move |position| {
         if position / block_len != block {
             block = position / block_len;
-            decisions = keyed_block(&keys, block, threshold);
+            decisions = keyed_block(&keys, block, threshold).0;
         }
         let word = (position % block_len / 64) as usize;
         decisions[word][(position % 64) as usize]
     })
+}
+
+/// The keys of stream `seed`: the first four outputs of SplitMix64(seed).
+fn stream_keys(seed: u64) -> [u64; 4] {
+    let mut splitmix = SplitMix64::seed_from_u64(seed);
+    core::array::from_fn(|_| splitmix.next_u64())
 }
 
 /// The decisions of one block: 8 batches of 8 groups, lane `j` of batch `b`
@@ -202,7 +231,7 @@ fn keyed_block(
     keys: &[u64; 4],
     block: u64,
     threshold: Threshold,
-) -> [[bool; 64]; BLOCK_WORDS as usize] {
+) -> ([[bool; 64]; BLOCK_WORDS as usize], u64) {
     let mut generators: [Xoshiro256PlusPlus; LANES] = core::array::from_fn(|lane| {
         let stream = block * LANES as u64 + lane as u64;
         let words = keys.map(|key| {
@@ -216,11 +245,13 @@ fn keyed_block(
         Xoshiro256PlusPlus::from_seed(seed)
     });
     let mut decisions = [[false; 64]; BLOCK_WORDS as usize];
+    let mut drawn = 0;
     for batch in decisions.chunks_exact_mut(LANES) {
         let groups = decide_groups(threshold, [64; LANES], || {
+            drawn += LANES as u64;
             core::array::from_fn(|lane| generators[lane].next_u64())
         });
         batch.copy_from_slice(&groups);
     }
-    decisions
+    (decisions, drawn)
 }
