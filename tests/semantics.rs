@@ -2,9 +2,11 @@
 //! exact probabilities, and the composition of the operations.
 
 mod common;
+mod contract;
 
 use bitdrop::{Dropout, Error, Keyed, Mask, Mode, mask_words};
 use common::{any_f32, config, identical, probability, rng, same, same_f32};
+use contract::exact_numerator;
 use core::convert::Infallible;
 use proptest::prelude::*;
 use rand_xoshiro::rand_core::TryRng;
@@ -219,25 +221,6 @@ proptest! {
         prop_assert_eq!(d.drop_numerator(), exact_numerator(p));
         let s = (1.0 / (1.0 - f64::from(p))) as f32;
         prop_assert_eq!(d.scale().to_bits(), s.to_bits());
-    }
-}
-
-/// floor(p * 2^64) from p's mantissa and exponent, no float arithmetic.
-fn exact_numerator(p: f32) -> u128 {
-    let bits = p.to_bits();
-    let exponent = (bits >> 23 & 0xFF) as i32;
-    let fraction = u128::from(bits & 0x7F_FFFF);
-    // p = mantissa * 2^(power)
-    let (mantissa, power) = if exponent == 0 {
-        (fraction, -149)
-    } else {
-        (fraction | 1 << 23, exponent - 150)
-    };
-    let shift = power + 64;
-    if shift >= 0 {
-        mantissa << shift
-    } else {
-        mantissa >> -shift
     }
 }
 

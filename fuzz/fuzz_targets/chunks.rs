@@ -1,0 +1,8 @@
+//! Chunked keyed calls, in any order, against one call; and the stream's
+//! word count (`reference::keyed_words_drawn`).
+#![no_main]
+
+#[path = "../../tests/contract/mod.rs"]
+mod contract;
+
+libfuzzer_sys::fuzz_target!(|input: contract::Chunked| contract::check_chunks(&input));
