@@ -2,10 +2,11 @@
 //! references measured in the same run on the same buffers: the floor
 //! `x *= s`, and the per-element loop a user would write with `rand`.
 //!
-//! `cargo bench` runs 4 Ki, 256 Ki, 16 Mi and 128 Mi elements (about 10
-//! minutes here); `BITDROP_BENCH=quick cargo bench` runs the first three with
-//! short measurements (about 2 minutes). `python3 benches/report.py` turns
-//! the results into the README's table and chart.
+//! From the repository root, `cargo bench --manifest-path benches/Cargo.toml`
+//! runs 4 Ki, 256 Ki, 16 Mi and 128 Mi elements (about 10 minutes here);
+//! with `BITDROP_BENCH=quick` it runs the first three with short
+//! measurements (about 2 minutes). `python3 benches/report.py` turns the
+//! results into the README's table and chart.
 
 use bitdrop::{Dropout, Keyed, Mode, mask_words};
 use criterion::{

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Turns criterion's results into the README's performance table and chart.
 
-Usage, after `cargo bench` (default target) and
-`CARGO_TARGET_DIR=target/native RUSTFLAGS="-C target-cpu=native" cargo bench`:
+Usage, after `cargo bench --manifest-path benches/Cargo.toml` (default
+target) and, for the native run,
+`CARGO_TARGET_DIR=benches/target/native RUSTFLAGS="-C target-cpu=native" cargo bench --manifest-path benches/Cargo.toml`:
 
     python3 benches/report.py                    # table to stdout, chart to benches/throughput.svg
     python3 benches/report.py DIR [LABEL] ...    # other criterion directories
 
-Each run is read from DIR (default: target/criterion labelled "default" and
-target/native/criterion labelled "native", where present). Throughput is
+Each run is read from DIR (default: benches/target/criterion labelled
+"default" and benches/target/native/criterion labelled "native", where
+present). Throughput is
 the median time of a benchmark turned into elements per second; ratios
 compare benchmarks of the same run. Standard library only.
 """
@@ -156,7 +158,10 @@ def main(args):
     if args:
         pairs = [(args[i], args[i + 1] if i + 1 < len(args) else args[i]) for i in range(0, len(args), 2)]
     else:
-        pairs = [(ROOT / "target/criterion", "default"), (ROOT / "target/native/criterion", "native")]
+        pairs = [
+            (ROOT / "benches/target/criterion", "default"),
+            (ROOT / "benches/target/native/criterion", "native"),
+        ]
     runs = [(label, load(d)) for d, label in pairs if Path(d).is_dir()]
     runs = [(label, r) for label, r in runs if r]
     if not runs:
