@@ -142,7 +142,7 @@ fn element(x: f32, kept: bool, scale: f32) -> f32 {
 }
 
 /// Where one element's comparison of `u` against `D` stands.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Compare {
     Undecided,
     Greater,
@@ -159,31 +159,35 @@ fn decide_groups<const G: usize>(
     mut draw: impl FnMut() -> [u64; G],
 ) -> [[bool; 64]; G] {
     let mut state = [[Compare::Undecided; 64]; G];
+    // The elements of each group still undecided, as a set of positions.
+    let mut undecided: [u64; G] = open.map(|n| if n >= 64 { !0 } else { (1 << n) - 1 });
     let d = threshold.0;
     let lowest = if d == 0 { 64 } else { d.trailing_zeros() };
     for k in (lowest..64).rev() {
+        if undecided.iter().all(|&set| set == 0) {
+            break;
+        }
         let d_bit = d >> k & 1;
         let words = draw();
-        for ((group, &word), &open) in state.iter_mut().zip(&words).zip(&open) {
-            for (j, element) in group.iter_mut().enumerate().take(open) {
+        for ((group, set), word) in state.iter_mut().zip(&mut undecided).zip(words) {
+            let mut rest = *set;
+            while rest != 0 {
+                let j = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
                 let u_bit = word >> j & 1;
-                if *element == Compare::Undecided && u_bit != d_bit {
-                    *element = if u_bit > d_bit {
+                if u_bit != d_bit {
+                    group[j] = if u_bit > d_bit {
                         Compare::Greater
                     } else {
                         Compare::Less
                     };
+                    *set &= !(1 << j);
                 }
             }
         }
-        let all_decided =
-            (0..G).all(|g| state[g][..open[g]].iter().all(|&s| s != Compare::Undecided));
-        if all_decided {
-            break;
-        }
     }
     // Kept iff u >= D.
-    state.map(|group| group.map(|s| s != Compare::Less))
+    state.map(|group| group.map(|s| !matches!(s, Compare::Less)))
 }
 
 /// A caller RNG's decisions for `len` elements: group by group of 64.
