@@ -63,7 +63,8 @@ fn seed_corpus_keeps_the_contract() {
             .join("fuzz/corpus")
             .join(target);
         let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        for entry in entries {
+        // Under Miri, a taste of each target's corpus.
+        for entry in entries.take(if cfg!(miri) { 1 } else { usize::MAX }) {
             let path = entry.expect("corpus entry").path();
             let bytes = std::fs::read(&path).expect("corpus file");
             check(target, &bytes);
@@ -77,7 +78,7 @@ fn seed_corpus_keeps_the_contract() {
 }
 
 proptest! {
-    #![proptest_config(config(if cfg!(miri) { 2 } else { 300 }))]
+    #![proptest_config(config(if cfg!(miri) { 1 } else { 300 }))]
 
     #[test]
     fn random_inputs_keep_the_contract(bytes in prop::collection::vec(any::<u8>(), 0..600)) {

@@ -7,13 +7,19 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
 /// Proptest with a fixed seed and no failure files: every run is the same.
+/// Under Miri, which interprets every instruction, one case.
 pub fn config(cases: u32) -> Config {
     Config {
-        cases,
+        cases: if cfg!(miri) { 1 } else { cases },
         rng_seed: RngSeed::Fixed(0xB17D_0A0B),
         failure_persistence: None,
         ..Config::default()
     }
+}
+
+/// `native` normally, `miri` under Miri: the size of a heavy test.
+pub const fn scaled(native: usize, miri: usize) -> usize {
+    if cfg!(miri) { miri } else { native }
 }
 
 /// A caller RNG with a fixed seed.
