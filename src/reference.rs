@@ -24,10 +24,10 @@ use crate::decide::Threshold;
 use crate::dropout::{Plan, copy_io, fill_kept};
 use crate::mask::{check_words, mask_words};
 use crate::source::Randomness;
-use crate::stream::{BLOCK_WORDS, GAMMA, LANES};
+use crate::stream::{BLOCK_WORDS, LANES, keys, state};
 use crate::{Dropout, Error, Mode};
 use rand_core::{Rng, SeedableRng};
-use rand_xoshiro::{SplitMix64, Xoshiro256PlusPlus};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// [`Dropout::forward_to`], one element at a time.
 ///
@@ -131,13 +131,14 @@ pub fn apply_mask_to(
 /// ```
 pub fn keyed_words_drawn(dropout: &Dropout, mode: Mode, seed: u64, block: u64) -> u64 {
     match dropout.plan(mode) {
-        Plan::Random(threshold) => keyed_block(&stream_keys(seed), block, threshold).1,
+        Plan::Random(threshold) => keyed_block(&keys(seed), block, threshold).1,
         Plan::Identity | Plan::DropAll => 0,
     }
 }
 
 /// The element rule: kept is one multiply, dropped is `+0.0` whatever `x` is.
-fn element(x: f32, kept: bool, scale: f32) -> f32 {
+#[inline(always)]
+pub(crate) fn element(x: f32, kept: bool, scale: f32) -> f32 {
     if kept { x * scale } else { 0.0 }
 }
 
@@ -209,7 +210,7 @@ pub(crate) fn keyed_decisions(
     offset: u64,
     threshold: Threshold,
 ) -> impl Iterator<Item = bool> {
-    let keys = stream_keys(seed);
+    let keys = keys(seed);
     let block_len = 64 * BLOCK_WORDS;
     let mut block = u64::MAX;
     let mut decisions = [[false; 64]; BLOCK_WORDS as usize];
@@ -223,12 +224,6 @@ pub(crate) fn keyed_decisions(
     })
 }
 
-/// The keys of stream `seed`: the first four outputs of SplitMix64(seed).
-fn stream_keys(seed: u64) -> [u64; 4] {
-    let mut splitmix = SplitMix64::seed_from_u64(seed);
-    core::array::from_fn(|_| splitmix.next_u64())
-}
-
 /// The decisions of one block: 8 batches of 8 groups, lane `j` of batch `b`
 /// being word `8 b + j` of the block, decided by generator `j`.
 fn keyed_block(
@@ -237,11 +232,7 @@ fn keyed_block(
     threshold: Threshold,
 ) -> ([[bool; 64]; BLOCK_WORDS as usize], u64) {
     let mut generators: [Xoshiro256PlusPlus; LANES] = core::array::from_fn(|lane| {
-        let stream = block * LANES as u64 + lane as u64;
-        let words = keys.map(|key| {
-            // Output `stream + 1` of SplitMix64 seeded with `key`.
-            SplitMix64::seed_from_u64(key.wrapping_add(stream.wrapping_mul(GAMMA))).next_u64()
-        });
+        let words = state(keys, block * LANES as u64 + lane as u64);
         let mut seed = [0u8; 32];
         for (bytes, word) in seed.chunks_exact_mut(8).zip(words) {
             bytes.copy_from_slice(&word.to_le_bytes());

@@ -5,6 +5,8 @@
 
 use crate::decide::{self, Threshold};
 use core::ops::{Add, BitAnd, BitOr, BitXor, Not, Shl, Shr};
+use rand_core::{Rng, SeedableRng};
+use rand_xoshiro::SplitMix64;
 
 /// Generators stepped together; part of the stream definition.
 pub(crate) const LANES: usize = 8;
@@ -15,7 +17,7 @@ pub(crate) const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// SplitMix64's output function (Stafford's "Mix13").
 #[inline(always)]
-pub(crate) fn mix(z: u64) -> u64 {
+fn mix(z: u64) -> u64 {
     let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -23,11 +25,17 @@ pub(crate) fn mix(z: u64) -> u64 {
 
 /// The four keys of a seed: the first four outputs of SplitMix64(seed).
 pub(crate) fn keys(seed: u64) -> [u64; 4] {
-    let mut x = seed;
-    [(); 4].map(|()| {
-        x = x.wrapping_add(GAMMA);
-        mix(x)
-    })
+    let mut splitmix = SplitMix64::seed_from_u64(seed);
+    core::array::from_fn(|_| splitmix.next_u64())
+}
+
+/// The xoshiro256++ state of stream `n`: word `i` is output `n + 1` of
+/// SplitMix64 seeded with `keys[i]`. Spelled out with `mix` because it runs
+/// 32 times a block and must inline; `tests/keyed.rs` checks it against
+/// `rand_xoshiro`'s SplitMix64.
+#[inline(always)]
+pub(crate) fn state(keys: &[u64; 4], n: u64) -> [u64; 4] {
+    keys.map(|key| mix(key.wrapping_add(n.wrapping_add(1).wrapping_mul(GAMMA))))
 }
 
 /// The generators decided together, in `wide` lanes: two independent
@@ -111,16 +119,15 @@ struct Generators {
 }
 
 impl Generators {
-    /// The generators of block `block`: word `i` of lane `j`'s state is
-    /// `mix(keys[i] + (8 * block + j + 1) * GAMMA)`.
+    /// The generators of block `block`: lane `j` is stream `8 block + j`.
     #[inline(always)]
     fn seed(keys: &[u64; 4], block: u64) -> Self {
-        let first = block.wrapping_mul(LANES as u64).wrapping_add(1);
-        let s = keys.map(|key| {
-            let base = key.wrapping_add(first.wrapping_mul(GAMMA));
-            core::array::from_fn(|j| mix(base.wrapping_add(GAMMA.wrapping_mul(j as u64))))
-        });
-        Generators { s }
+        let first = block.wrapping_mul(LANES as u64);
+        let states: [[u64; 4]; LANES] =
+            core::array::from_fn(|j| state(keys, first.wrapping_add(j as u64)));
+        Generators {
+            s: core::array::from_fn(|i| states.map(|lane| lane[i])),
+        }
     }
 
     /// The next batch: the 8 lanes compared in lockstep until all 512
