@@ -1,12 +1,7 @@
-//! The validated configuration and the operations.
+//! The validated configuration: `p`, its threshold and its scale.
 
-use crate::Error;
 use crate::decide::Threshold;
-use crate::dispatch::{self, Kernel};
-use crate::kernel::Io;
-use crate::mask::{check_words, low_bits, mask_words};
-use crate::source::sealed::Words;
-use crate::source::{Keyed, Randomness};
+use crate::{Error, Structured, Units};
 
 /// Training or evaluation (inference). Every operation takes one, so that
 /// forgetting to switch dropout off at inference cannot go unnoticed.
@@ -17,17 +12,6 @@ pub enum Mode {
     /// The identity: outputs equal inputs bit for bit, masks are all kept,
     /// and no randomness is drawn.
     Eval,
-}
-
-/// What a call does to its data, once mode and `p` are known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Plan {
-    /// Evaluation mode, or `p == 0`: copy, keep everything.
-    Identity,
-    /// `p == 1`: every element becomes `+0.0`.
-    DropAll,
-    /// Draw a decision per element against this threshold.
-    Random(Threshold),
 }
 
 /// Inverted dropout with a fixed drop probability `p`.
@@ -123,351 +107,32 @@ impl Dropout {
         }
     }
 
-    pub(crate) fn plan(&self, mode: Mode) -> Plan {
-        if mode == Mode::Eval || self.p == 0.0 {
-            Plan::Identity
-        } else if self.p == 1.0 {
-            Plan::DropAll
-        } else {
-            Plan::Random(self.threshold)
-        }
+    /// `D = floor(p * 2^64)`, saturated (only read when `0 < p < 1`).
+    pub(crate) const fn threshold(&self) -> Threshold {
+        self.threshold
     }
 
-    /// Dropout in place.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::PositionOverflow`] if `source` is a [`Keyed`] position with
-    /// `offset + xs.len() > 2^64`.
+    /// Structured dropout: one decision per unit of `units`, with the
+    /// operations of `Dropout` over data of `units.len()` elements and
+    /// masks of one bit per unit.
     ///
     /// ```
-    /// use bitdrop::{Dropout, Mode};
-    /// use rand_xoshiro::{Xoshiro256PlusPlus, rand_core::SeedableRng};
+    /// use bitdrop::{Dropout, Keyed, Mode, Units};
     ///
-    /// let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
-    /// let dropout = Dropout::new(0.1)?;
-    /// let mut xs = vec![0.5_f32; 1000];
-    /// dropout.forward(Mode::Train, &mut xs, &mut rng)?;
-    /// let kept = xs.iter().filter(|&&x| x != 0.0).count();
-    /// assert!((800..1000).contains(&kept));
-    /// # Ok::<(), bitdrop::Error>(())
-    /// ```
-    pub fn forward(
-        &self,
-        mode: Mode,
-        xs: &mut [f32],
-        source: impl Randomness,
-    ) -> Result<(), Error> {
-        self.run(mode, Io::InPlace(xs), None, source)
-    }
-
-    /// Dropout from `xs` into `out`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LengthMismatch`] if `out.len() != xs.len()`;
-    /// [`Error::PositionOverflow`] as for [`forward`](Dropout::forward).
-    pub fn forward_to(
-        &self,
-        mode: Mode,
-        xs: &[f32],
-        out: &mut [f32],
-        source: impl Randomness,
-    ) -> Result<(), Error> {
-        self.run(mode, copy_io(xs, out)?, None, source)
-    }
-
-    /// Dropout in place that also writes the mask, in the same pass, to the
-    /// first [`mask_words`]`(xs.len())` words of `mask` (see [`Mask`](crate::Mask)
-    /// for the layout). In evaluation mode the mask keeps every element.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::MaskTooShort`] if `mask` is shorter;
-    /// [`Error::PositionOverflow`] as for [`forward`](Dropout::forward).
-    ///
-    /// ```
-    /// use bitdrop::{Dropout, Keyed, Mode};
-    ///
-    /// let dropout = Dropout::new(0.3)?;
-    /// let mut xs = [2.0_f32; 70];
-    /// let mut mask = [0_u64; 2];
-    /// dropout.forward_with_mask(Mode::Train, &mut xs, &mut mask, Keyed::new(5, 0))?;
-    /// for (i, &x) in xs.iter().enumerate() {
-    ///     let kept = mask[i / 64] >> (i % 64) & 1 == 1;
-    ///     assert_eq!(x, if kept { 2.0 * dropout.scale() } else { 0.0 });
+    /// // Dropout2d on a [2, 3, 4, 4] feature map: whole channels.
+    /// let units = Units::channels_first(2, 3, 16)?;
+    /// let channels = Dropout::new(0.5)?.structured(units);
+    /// let mut x = vec![1.0_f32; units.len()];
+    /// channels.forward(Mode::Train, &mut x, Keyed::new(1, 0))?;
+    /// for channel in x.chunks(16) {
+    ///     assert!(channel.iter().all(|&v| v == 0.0) || channel.iter().all(|&v| v == 2.0));
     /// }
     /// # Ok::<(), bitdrop::Error>(())
     /// ```
-    pub fn forward_with_mask(
-        &self,
-        mode: Mode,
-        xs: &mut [f32],
-        mask: &mut [u64],
-        source: impl Randomness,
-    ) -> Result<(), Error> {
-        self.run(mode, Io::InPlace(xs), Some(mask), source)
-    }
-
-    /// Dropout from `xs` into `out` that also writes the mask, as
-    /// [`forward_with_mask`](Dropout::forward_with_mask).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LengthMismatch`], [`Error::MaskTooShort`],
-    /// [`Error::PositionOverflow`], as for the operations above.
-    pub fn forward_to_with_mask(
-        &self,
-        mode: Mode,
-        xs: &[f32],
-        out: &mut [f32],
-        mask: &mut [u64],
-        source: impl Randomness,
-    ) -> Result<(), Error> {
-        self.run(mode, copy_io(xs, out)?, Some(mask), source)
-    }
-
-    /// Writes the mask of `len` elements to the first [`mask_words`]`(len)`
-    /// words of `mask`, without touching any data: the decisions that
-    /// [`forward`](Dropout::forward) would make with the same `source`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::MaskTooShort`], [`Error::PositionOverflow`].
-    ///
-    /// ```
-    /// use bitdrop::{Dropout, Keyed, Mask, Mode};
-    ///
-    /// let dropout = Dropout::new(0.5)?;
-    /// let mut words = [0_u64; 16];
-    /// dropout.fill_mask(Mode::Train, 1000, &mut words, Keyed::new(3, 0))?;
-    /// let kept = Mask::new(&words[..], 1000)?.kept_count();
-    /// assert!((400..600).contains(&kept));
-    /// # Ok::<(), bitdrop::Error>(())
-    /// ```
-    pub fn fill_mask(
-        &self,
-        mode: Mode,
-        len: usize,
-        mask: &mut [u64],
-        source: impl Randomness,
-    ) -> Result<(), Error> {
-        check_words(len, mask.len())?;
-        source.check(len)?;
-        let words = &mut mask[..mask_words(len)];
-        match self.plan(mode) {
-            Plan::Identity => fill_kept(words, len),
-            Plan::DropAll => words.fill(0),
-            Plan::Random(threshold) => dispatch::run(FillMask {
-                words: source.words(threshold),
-                out: words,
-                len,
-            }),
+    pub const fn structured(&self, units: Units) -> Structured {
+        Structured {
+            dropout: *self,
+            units,
         }
-        Ok(())
-    }
-
-    /// Applies a given mask in place: element `i` becomes `x * scale()`
-    /// where the mask keeps it and `+0.0` where it drops it. This is the
-    /// reuse of one mask across time steps (variational dropout), and the
-    /// backward pass `grad * mask * scale` of a forward that wrote `mask`.
-    ///
-    /// In evaluation mode, and with `p == 0`, it is the identity; with
-    /// `p == 1` every element becomes `+0.0`, whatever the mask says.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::MaskTooShort`] if `mask` has fewer than
-    /// [`mask_words`]`(xs.len())` words.
-    ///
-    /// ```
-    /// use bitdrop::{Dropout, Keyed, Mode};
-    ///
-    /// let dropout = Dropout::new(0.5)?;
-    /// let mut activations = [1.0_f32; 64];
-    /// let mut mask = [0_u64; 1];
-    /// dropout.forward_with_mask(Mode::Train, &mut activations, &mut mask, Keyed::new(9, 0))?;
-    ///
-    /// // Backward: the gradient flows through the kept elements only.
-    /// let mut grad = [1.0_f32; 64];
-    /// dropout.apply_mask(Mode::Train, &mut grad, &mask)?;
-    /// assert_eq!(grad, activations);
-    /// # Ok::<(), bitdrop::Error>(())
-    /// ```
-    pub fn apply_mask(&self, mode: Mode, xs: &mut [f32], mask: &[u64]) -> Result<(), Error> {
-        self.run_mask(mode, Io::InPlace(xs), mask)
-    }
-
-    /// Applies a given mask from `xs` into `out`, as
-    /// [`apply_mask`](Dropout::apply_mask).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LengthMismatch`], [`Error::MaskTooShort`].
-    pub fn apply_mask_to(
-        &self,
-        mode: Mode,
-        xs: &[f32],
-        mask: &[u64],
-        out: &mut [f32],
-    ) -> Result<(), Error> {
-        self.run_mask(mode, copy_io(xs, out)?, mask)
-    }
-
-    /// The backward pass in place, regenerating the mask from the keyed
-    /// stream instead of storing it: `grad * mask * scale`, with the mask
-    /// that [`forward`](Dropout::forward) drew from the same `key`. It is
-    /// the same computation as that forward, applied to the gradient.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::PositionOverflow`] if `offset + grad.len() > 2^64`.
-    ///
-    /// ```
-    /// use bitdrop::{Dropout, Keyed, Mode};
-    ///
-    /// let dropout = Dropout::new(0.2)?;
-    /// let key = Keyed::new(2024, 1 << 40);
-    /// let mut ys = [3.0_f32; 300];
-    /// dropout.forward(Mode::Train, &mut ys, key)?;
-    ///
-    /// let mut grad = [1.0_f32; 300];
-    /// dropout.backward(Mode::Train, &mut grad, key)?;
-    /// for (g, y) in grad.iter().zip(&ys) {
-    ///     assert_eq!(*g == 0.0, *y == 0.0);
-    /// }
-    /// # Ok::<(), bitdrop::Error>(())
-    /// ```
-    pub fn backward(&self, mode: Mode, grad: &mut [f32], key: Keyed) -> Result<(), Error> {
-        self.forward(mode, grad, key)
-    }
-
-    /// The backward pass from `grad` into `out`, as
-    /// [`backward`](Dropout::backward).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LengthMismatch`], [`Error::PositionOverflow`].
-    pub fn backward_to(
-        &self,
-        mode: Mode,
-        grad: &[f32],
-        out: &mut [f32],
-        key: Keyed,
-    ) -> Result<(), Error> {
-        self.forward_to(mode, grad, out, key)
-    }
-
-    /// Every forward operation: checks, then one pass.
-    fn run(
-        &self,
-        mode: Mode,
-        io: Io<'_>,
-        mask: Option<&mut [u64]>,
-        source: impl Randomness,
-    ) -> Result<(), Error> {
-        let len = io.len();
-        if let Some(mask) = &mask {
-            check_words(len, mask.len())?;
-        }
-        source.check(len)?;
-        let mask = mask.map(|m| &mut m[..mask_words(len)]);
-        match self.plan(mode) {
-            Plan::Identity => {
-                if let Some(words) = mask {
-                    fill_kept(words, len);
-                }
-                io.identity();
-            }
-            Plan::DropAll => {
-                if let Some(words) = mask {
-                    words.fill(0);
-                }
-                io.zero();
-            }
-            Plan::Random(threshold) => dispatch::run(Forward {
-                io,
-                words: source.words(threshold),
-                mask,
-                scale: self.scale,
-            }),
-        }
-        Ok(())
-    }
-
-    /// Every apply-mask operation: checks, then one pass.
-    fn run_mask(&self, mode: Mode, io: Io<'_>, mask: &[u64]) -> Result<(), Error> {
-        check_words(io.len(), mask.len())?;
-        match self.plan(mode) {
-            Plan::Identity => io.identity(),
-            Plan::DropAll => io.zero(),
-            Plan::Random(_) => dispatch::run(ApplyMask {
-                io,
-                mask,
-                scale: self.scale,
-            }),
-        }
-        Ok(())
-    }
-}
-
-/// The out-of-place data of a call, if the lengths agree.
-pub(crate) fn copy_io<'a>(xs: &'a [f32], out: &'a mut [f32]) -> Result<Io<'a>, Error> {
-    if xs.len() != out.len() {
-        return Err(Error::LengthMismatch {
-            input: xs.len(),
-            output: out.len(),
-        });
-    }
-    Ok(Io::Copy(xs, out))
-}
-
-/// A mask keeping all `len` elements, bits past `len` clear.
-pub(crate) fn fill_kept(words: &mut [u64], len: usize) {
-    for (i, word) in words.iter_mut().enumerate() {
-        *word = low_bits(len - 64 * i);
-    }
-}
-
-/// Draws the decisions and applies them, writing the mask if there is one.
-struct Forward<'a, W> {
-    io: Io<'a>,
-    words: W,
-    mask: Option<&'a mut [u64]>,
-    scale: f32,
-}
-
-impl<W: Words> Kernel for Forward<'_, W> {
-    #[inline(always)]
-    fn run(mut self) {
-        self.io.apply_from(&mut self.words, self.mask, self.scale);
-    }
-}
-
-/// Applies a given mask.
-struct ApplyMask<'a> {
-    io: Io<'a>,
-    mask: &'a [u64],
-    scale: f32,
-}
-
-impl Kernel for ApplyMask<'_> {
-    #[inline(always)]
-    fn run(self) {
-        self.io.apply(self.mask, self.scale);
-    }
-}
-
-/// Draws the decisions into a mask.
-struct FillMask<'a, W> {
-    words: W,
-    out: &'a mut [u64],
-    len: usize,
-}
-
-impl<W: Words> Kernel for FillMask<'_, W> {
-    #[inline(always)]
-    fn run(mut self) {
-        self.words.fill(self.out, self.len);
     }
 }

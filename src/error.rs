@@ -27,6 +27,28 @@ pub enum Error {
         /// Words given.
         found: usize,
     },
+    /// The data does not have the length its [`Units`](crate::Units) or
+    /// its other operands say.
+    ShapeMismatch {
+        /// Elements expected.
+        expected: usize,
+        /// Elements given.
+        found: usize,
+    },
+    /// A shape that cannot be described: see
+    /// [`Units::broadcast`](crate::Units::broadcast).
+    InvalidShape {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A bias whose length does not divide the data into whole rows (it
+    /// must be non-empty unless the data is empty).
+    BiasMismatch {
+        /// Length of the bias, the row length.
+        bias: usize,
+        /// Length of the data.
+        len: usize,
+    },
     /// The keyed stream would run past position `2^64 - 1`:
     /// `offset + len > 2^64`.
     PositionOverflow {
@@ -48,6 +70,19 @@ impl fmt::Display for Error {
             }
             Error::MaskTooShort { needed, found } => {
                 write!(f, "mask buffer has {found} words but {needed} are needed")
+            }
+            Error::ShapeMismatch { expected, found } => {
+                write!(
+                    f,
+                    "the data has {found} elements but its shape has {expected}"
+                )
+            }
+            Error::InvalidShape { reason } => write!(f, "invalid shape: {reason}"),
+            Error::BiasMismatch { bias, len } => {
+                write!(
+                    f,
+                    "a bias of {bias} elements does not divide {len} into rows"
+                )
             }
             Error::PositionOverflow { offset, len } => write!(
                 f,

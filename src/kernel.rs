@@ -1,139 +1,217 @@
-//! The SIMD path: keep words applied to `f32` data in `wide` lanes.
+//! The fast path: decisions generated chunk by chunk, broadcast to their
+//! elements, and applied in SIMD lanes by each variant's lane rule.
 
-use crate::reference::element;
+use crate::decide::Threshold;
+use crate::dispatch::{self, Kernel};
+use crate::element::sealed::Sealed as Element;
+use crate::mask::{copy_bits, low_bits, mask_words, set_bits};
+use crate::run::{Executor, Operands};
+use crate::source::Randomness;
 use crate::source::sealed::Words;
-use wide::{f32x8, u32x8};
+use crate::units::Units;
+use wide::u32x8;
 
-/// Elements per chunk, one batch of the keyed stream: its words are
-/// generated, then applied while they are in L1, and the data streams often
-/// enough for the hardware prefetcher to keep up (measured better than 4096
-/// at 16 Mi elements, alternating runs).
+/// Units decided per chunk (and elements per applied piece): one batch of
+/// the keyed stream. Its words are generated, then applied while they are
+/// in L1, and the data streams often enough for the hardware prefetcher to
+/// keep up (measured better than 4096 at 16 Mi elements).
 pub(crate) const CHUNK: usize = 512;
+const CHUNK_WORDS: usize = CHUNK / 64;
 
-/// The data of one call: in place, or from `src` to `dst` (equal lengths).
-pub(crate) enum Io<'a> {
-    InPlace(&'a mut [f32]),
-    Copy(&'a [f32], &'a mut [f32]),
-}
+/// The SIMD executor.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fast;
 
-impl<'a> Io<'a> {
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Io::InPlace(xs) => xs.len(),
-            Io::Copy(_, dst) => dst.len(),
+impl Executor for Fast {
+    fn pass(&self, ops: &mut impl Operands) {
+        ops.pass();
+    }
+
+    fn drop_all(&self, ops: &mut impl Operands, _units: &Units) {
+        let len = ops.len();
+        let mut start = 0;
+        while start < len {
+            let n = (len - start).min(CHUNK);
+            ops.apply(start, n, &[0; CHUNK_WORDS]);
+            start += n;
         }
     }
 
-    /// Splits off the first `n` elements (or all, if fewer).
-    #[inline(always)]
-    fn take_front(&mut self, n: usize) -> Io<'a> {
-        match self {
-            Io::InPlace(xs) => {
-                let n = n.min(xs.len());
-                let (front, rest) = core::mem::take(xs).split_at_mut(n);
-                *xs = rest;
-                Io::InPlace(front)
-            }
-            Io::Copy(src, dst) => {
-                let n = n.min(dst.len());
-                let (src_front, src_rest) = src.split_at(n.min(src.len()));
-                let (dst_front, dst_rest) = core::mem::take(dst).split_at_mut(n);
-                *src = src_rest;
-                *dst = dst_rest;
-                Io::Copy(src_front, dst_front)
-            }
-        }
-    }
-
-    /// Output equals input, bit for bit.
-    pub(crate) fn identity(self) {
-        if let Io::Copy(src, dst) = self {
-            dst.copy_from_slice(src);
-        }
-    }
-
-    /// Every output element `+0.0`.
-    pub(crate) fn zero(self) {
-        match self {
-            Io::InPlace(xs) => xs.fill(0.0),
-            Io::Copy(_, dst) => dst.fill(0.0),
-        }
-    }
-
-    /// Keeps element `i` as `x * scale` where bit `i` of `words` is set, and
-    /// makes it `+0.0` where it is clear.
-    #[inline(always)]
-    pub(crate) fn apply(self, words: &[u64], scale: f32) {
-        match self {
-            Io::InPlace(xs) => {
-                let (groups, tail) = xs.as_chunks_mut::<64>();
-                for (group, &word) in groups.iter_mut().zip(words) {
-                    for (block, x) in group.as_chunks_mut::<8>().0.iter_mut().enumerate() {
-                        *x = apply8(*x, word, block, scale);
-                    }
-                }
-                let word = words.get(groups.len()).copied().unwrap_or(0);
-                for (i, x) in tail.iter_mut().enumerate() {
-                    *x = element(*x, word >> i & 1 == 1, scale);
-                }
-            }
-            Io::Copy(src, dst) => {
-                let (src_groups, src_tail) = src.as_chunks::<64>();
-                let (dst_groups, dst_tail) = dst.as_chunks_mut::<64>();
-                for ((s, d), &word) in src_groups.iter().zip(dst_groups.iter_mut()).zip(words) {
-                    let s = s.as_chunks::<8>().0;
-                    let d = d.as_chunks_mut::<8>().0;
-                    for (block, (s, d)) in s.iter().zip(d).enumerate() {
-                        *d = apply8(*s, word, block, scale);
-                    }
-                }
-                let word = words.get(dst_groups.len()).copied().unwrap_or(0);
-                for (i, (s, d)) in src_tail.iter().zip(dst_tail).enumerate() {
-                    *d = element(*s, word >> i & 1 == 1, scale);
-                }
-            }
-        }
-    }
-
-    /// Draws keep words from `source` chunk by chunk and applies them, also
-    /// writing them to `mask` (`len.div_ceil(64)` words) if there is one.
-    #[inline(always)]
-    pub(crate) fn apply_from(
-        mut self,
-        source: &mut impl Words,
+    fn draw(
+        &self,
+        ops: &mut impl Operands,
+        units: &Units,
+        threshold: Threshold,
+        source: impl Randomness,
         mut mask: Option<&mut [u64]>,
-        scale: f32,
     ) {
-        let mut scratch = [0u64; CHUNK / 64];
-        while self.len() > 0 {
-            let chunk = self.take_front(CHUNK);
-            let len = chunk.len();
-            let words_len = len.div_ceil(64);
-            let words = match mask.take() {
-                Some(all) => {
-                    let (words, rest) = all.split_at_mut(words_len.min(all.len()));
-                    mask = Some(rest);
-                    words
+        let mut words = source.words(threshold);
+        dispatch::run(Broadcast {
+            ops,
+            units,
+            unit_words: |first: usize, count: usize, out: &mut [u64; CHUNK_WORDS]| {
+                let out = &mut out[..mask_words(count)];
+                words.fill(out, count);
+                if let Some(mask) = mask.as_deref_mut() {
+                    copy_bits(mask, first, out, count);
                 }
-                None => &mut scratch[..words_len],
-            };
-            source.fill(words, len);
-            chunk.apply(words, scale);
+            },
+        });
+    }
+
+    fn given(&self, ops: &mut impl Operands, units: &Units, mask: &[u64]) {
+        dispatch::run(Broadcast {
+            ops,
+            units,
+            unit_words: |first: usize, count: usize, out: &mut [u64; CHUNK_WORDS]| {
+                take_bits(mask, first, count, out);
+            },
+        });
+    }
+}
+
+/// Decides the units chunk by chunk, in unit order, and applies each
+/// chunk's decisions to all of its elements.
+struct Broadcast<'a, O, F> {
+    ops: &'a mut O,
+    units: &'a Units,
+    /// Fills the words of units `first..first + count` (`count <= CHUNK`).
+    unit_words: F,
+}
+
+impl<O, F> Kernel for Broadcast<'_, O, F>
+where
+    O: Operands,
+    F: FnMut(usize, usize, &mut [u64; CHUNK_WORDS]),
+{
+    #[inline(always)]
+    fn run(mut self) {
+        let Units {
+            shared, inner, run, ..
+        } = *self.units;
+        let count = self.units.count();
+        let mut words = [0u64; CHUNK_WORDS];
+        let mut part = [0u64; CHUNK_WORDS];
+        let mut first = 0;
+        while first < count {
+            let n = (count - first).min(CHUNK);
+            (self.unit_words)(first, n, &mut words);
+            // The chunk's units in runs that share an outer index.
+            let mut u = first;
+            while u < first + n {
+                let (o, i) = (u / inner, u % inner);
+                let k = (inner - i).min(first + n - u);
+                let bits: &[u64] = if (u - first) % 64 == 0 {
+                    &words[(u - first) / 64..]
+                } else {
+                    take_bits(&words, u - first, k, &mut part);
+                    &part
+                };
+                for s in 0..shared {
+                    let start = ((o * shared + s) * inner + i) * run;
+                    if run == 1 {
+                        self.ops.apply(start, k, bits);
+                    } else {
+                        apply_runs(self.ops, start, bits, k, run);
+                    }
+                }
+                u += k;
+            }
+            first += n;
         }
     }
 }
 
-/// Elements `8 block .. 8 block + 8` of a 64-element group whose keep word
-/// is `word`: kept ones times `scale`, dropped ones `+0.0`; the reference's
-/// `element` rule, lane by lane.
+/// Applies `units` units of `run` elements each, from element `start` on:
+/// their bits expanded to one per element, a piece at a time.
 #[inline(always)]
-fn apply8(x: [f32; 8], word: u64, block: usize, scale: f32) -> [f32; 8] {
+fn apply_runs(ops: &mut impl Operands, start: usize, bits: &[u64], units: usize, run: usize) {
+    let len = units * run;
+    let mut piece = [0u64; CHUNK_WORDS];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(CHUNK);
+        piece.fill(0);
+        let mut e = at;
+        while e < at + n {
+            let unit = e / run;
+            let end = ((unit + 1) * run).min(at + n);
+            if bits
+                .get(unit / 64)
+                .is_some_and(|w| w >> (unit % 64) & 1 == 1)
+            {
+                set_bits(&mut piece, e - at, end - at);
+            }
+            e = end;
+        }
+        ops.apply(start + at, n, &piece);
+        at += n;
+    }
+}
+
+/// Bits `at..at + len` of `src` (`len <= CHUNK`) to bits `0..len` of `out`.
+#[inline(always)]
+fn take_bits(src: &[u64], at: usize, len: usize, out: &mut [u64; CHUNK_WORDS]) {
+    let (w, s) = (at / 64, (at % 64) as u32);
+    for (j, slot) in out.iter_mut().enumerate().take(mask_words(len)) {
+        let lo = src.get(w + j).copied().unwrap_or(0);
+        let hi = src.get(w + j + 1).copied().unwrap_or(0);
+        let word = if s == 0 { lo } else { lo >> s | hi << (64 - s) };
+        *slot = word & low_bits(len - 64 * j);
+    }
+}
+
+/// Applies `rule` to `out` (read first if `READ`) and `ins`, all of one
+/// length, 8 lanes at a time; element `j` is kept iff bit `j` of `words`.
+/// The last partial block runs through the same lanes, zero-padded.
+#[inline(always)]
+pub(crate) fn lanes<E: Element, const K: usize, const READ: bool>(
+    out: &mut [E],
+    ins: [&[E]; K],
+    words: &[u64],
+    rule: impl Fn(E::Lanes, [E::Lanes; K], u32x8) -> E::Lanes,
+) {
+    let n = out.len();
+    if ins.iter().any(|s| s.len() != n) {
+        return; // the callers check lengths first
+    }
+    let unread = E::load(&[E::ZERO; 8]);
+    let (groups, tail) = out.as_chunks_mut::<64>();
+    let in_groups = ins.map(|s| s.as_chunks::<64>().0);
+    for (g, (group, &word)) in groups.iter_mut().zip(words).enumerate() {
+        for (b, block) in group.as_chunks_mut::<8>().0.iter_mut().enumerate() {
+            let current = if READ { E::load(block) } else { unread };
+            let args = core::array::from_fn(|k| {
+                let block: &[E; 8] = &in_groups[k][g].as_chunks::<8>().0[b];
+                E::load(block)
+            });
+            E::store(rule(current, args, keep_lanes(word, b)), block);
+        }
+    }
+    let base = n - tail.len();
+    let word = words.get(base / 64).copied().unwrap_or(0);
+    for (b, block) in tail.chunks_mut(8).enumerate() {
+        let (at, k) = (base + 8 * b, block.len());
+        let padded = |s: &[E]| {
+            let mut lanes = [E::ZERO; 8];
+            lanes[..k].copy_from_slice(&s[..k]);
+            E::load(&lanes)
+        };
+        let current = if READ { padded(block) } else { unread };
+        let args = core::array::from_fn(|j| padded(&ins[j][at..]));
+        let mut result = [E::ZERO; 8];
+        E::store(rule(current, args, keep_lanes(word, b)), &mut result);
+        block.copy_from_slice(&result[..k]);
+    }
+}
+
+/// Lane masks for elements `8 block .. 8 block + 8` of a 64-element group
+/// whose keep word is `word`: all ones where kept.
+#[inline(always)]
+fn keep_lanes(word: u64, block: usize) -> u32x8 {
     let half = u32x8::splat((word >> (32 * (block / 4))) as u32);
     let bits = u32x8::new(LANE_BITS[block % 4]);
-    let keep = (half & bits).simd_eq(bits);
-    // A select, not a multiply by 0: dropped is +0.0 even for NaN and inf.
-    let product = f32x8::new(x) * f32x8::splat(scale);
-    f32x8::from_bits(product.to_bits() & keep).to_array()
+    (half & bits).simd_eq(bits)
 }
 
 /// Lane `i` of block `b` tests bit `8 b + i` of a 32-bit half word.

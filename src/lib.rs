@@ -163,21 +163,35 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+// Shared definitions, below both paths.
 mod decide;
-mod dispatch;
 mod dropout;
+mod element;
 mod error;
-mod kernel;
 mod mask;
-pub mod reference;
-mod source;
+mod run;
 mod stream;
+mod units;
+// The randomness sources, and the fast path.
+mod dispatch;
+mod kernel;
+mod keyed;
+mod source;
+// The operations: one file per variant.
+mod inverted;
+mod ops;
+mod structured;
+// The oracle: imports the shared definitions, imported by nothing.
+pub mod reference;
 
 pub use dropout::{Dropout, Mode};
+pub use element::Element;
 pub use error::Error;
 pub use mask::{Mask, mask_words};
 pub use rand_core;
 pub use source::{Keyed, Randomness};
+pub use structured::Structured;
+pub use units::Units;
 
 // The README's examples run as doc tests.
 #[doc = include_str!("../README.md")]

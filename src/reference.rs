@@ -3,9 +3,15 @@
 //! Written for clarity, one element at a time, straight from the crate
 //! docs: the keyed stream uses `rand_xoshiro`'s own `SplitMix64` and
 //! `Xoshiro256PlusPlus`, and each element's comparison is tracked on its own.
-//! The fast operations of [`Dropout`] give bit-identical results (NaN
-//! payloads aside, which `wide` does not promise), and the test suite holds
-//! them to it. Use it as an oracle; it is far slower.
+//! The fast operations of [`Dropout`] and [`Structured`] give
+//! bit-identical results, and the test suite holds them to it. Use it as an
+//! oracle; it is far slower.
+//!
+//! It shares with the fast path only what defines the results: the
+//! validation and plan of every call (`run.rs`), the element rules, the
+//! threshold and the stream's seeding. The decisions it computes itself,
+//! element by element, from `rand_xoshiro`'s generators; it maps units to
+//! elements naively; and nothing else in the crate imports it.
 //!
 //! ```
 //! use bitdrop::{Dropout, Keyed, Mode, reference};
@@ -21,11 +27,12 @@
 //! ```
 
 use crate::decide::Threshold;
-use crate::dropout::{Plan, copy_io, fill_kept};
-use crate::mask::{check_words, mask_words};
+use crate::inverted::{Data, Inverted};
+use crate::run::{Decision, Decisions, Executor, Operands, Plan, run};
 use crate::source::Randomness;
+use crate::source::sealed::{NextWord, Raw};
 use crate::stream::{BLOCK_WORDS, LANES, keys, state};
-use crate::{Dropout, Error, Mode};
+use crate::{Dropout, Error, Keyed, Mode, Structured, Units};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -41,19 +48,13 @@ pub fn forward_to(
     out: &mut [f32],
     source: impl Randomness,
 ) -> Result<(), Error> {
-    let io = copy_io(xs, out)?;
-    source.check(xs.len())?;
-    match dropout.plan(mode) {
-        Plan::Identity => io.identity(),
-        Plan::DropAll => io.zero(),
-        Plan::Random(threshold) => {
-            let decisions = source.reference_decisions(threshold, xs.len());
-            for ((y, &x), kept) in out.iter_mut().zip(xs).zip(decisions) {
-                *y = element(x, kept, dropout.scale());
-            }
-        }
-    }
-    Ok(())
+    structured_forward_to(
+        &dropout.structured(Units::elements(xs.len())),
+        mode,
+        xs,
+        out,
+        source,
+    )
 }
 
 /// [`Dropout::fill_mask`], one element at a time.
@@ -68,21 +69,12 @@ pub fn fill_mask(
     mask: &mut [u64],
     source: impl Randomness,
 ) -> Result<(), Error> {
-    check_words(len, mask.len())?;
-    source.check(len)?;
-    let words = &mut mask[..mask_words(len)];
-    match dropout.plan(mode) {
-        Plan::Identity => fill_kept(words, len),
-        Plan::DropAll => words.fill(0),
-        Plan::Random(threshold) => {
-            words.fill(0);
-            let decisions = source.reference_decisions(threshold, len);
-            for (i, kept) in decisions.take(len).enumerate() {
-                words[i / 64] |= u64::from(kept) << (i % 64);
-            }
-        }
-    }
-    Ok(())
+    structured_fill_mask(
+        &dropout.structured(Units::elements(len)),
+        mode,
+        mask,
+        source,
+    )
 }
 
 /// [`Dropout::apply_mask_to`], one element at a time.
@@ -97,19 +89,164 @@ pub fn apply_mask_to(
     mask: &[u64],
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let io = copy_io(xs, out)?;
-    check_words(xs.len(), mask.len())?;
-    match dropout.plan(mode) {
-        Plan::Identity => io.identity(),
-        Plan::DropAll => io.zero(),
-        Plan::Random(_) => {
-            for (i, (y, &x)) in out.iter_mut().zip(xs).enumerate() {
-                let kept = mask[i / 64] >> (i % 64) & 1 == 1;
-                *y = element(x, kept, dropout.scale());
+    structured_apply_mask_to(
+        &dropout.structured(Units::elements(xs.len())),
+        mode,
+        xs,
+        mask,
+        out,
+    )
+}
+
+/// [`Structured::forward_to`], one unit at a time.
+///
+/// # Errors
+///
+/// As [`Structured::forward_to`].
+pub fn structured_forward_to(
+    structured: &Structured,
+    mode: Mode,
+    xs: &[f32],
+    out: &mut [f32],
+    source: impl Randomness,
+) -> Result<(), Error> {
+    let ops = inverted(structured, Data::copy(xs, out)?);
+    let decisions = Decisions::Draw { source, mask: None };
+    run(
+        &structured.dropout,
+        mode,
+        ops,
+        &structured.units,
+        decisions,
+        Scalar,
+    )
+}
+
+/// [`Structured::fill_mask`], one unit at a time.
+///
+/// # Errors
+///
+/// As [`Structured::fill_mask`].
+pub fn structured_fill_mask(
+    structured: &Structured,
+    mode: Mode,
+    mask: &mut [u64],
+    source: impl Randomness,
+) -> Result<(), Error> {
+    let ops = inverted(structured, Data::MaskOnly(structured.units.len()));
+    let decisions = Decisions::Draw {
+        source,
+        mask: Some(mask),
+    };
+    run(
+        &structured.dropout,
+        mode,
+        ops,
+        &structured.units,
+        decisions,
+        Scalar,
+    )
+}
+
+/// [`Structured::apply_mask_to`], one unit at a time.
+///
+/// # Errors
+///
+/// As [`Structured::apply_mask_to`].
+pub fn structured_apply_mask_to(
+    structured: &Structured,
+    mode: Mode,
+    xs: &[f32],
+    mask: &[u64],
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let ops = inverted(structured, Data::copy(xs, out)?);
+    let decisions = Decisions::<Keyed>::Given(mask);
+    run(
+        &structured.dropout,
+        mode,
+        ops,
+        &structured.units,
+        decisions,
+        Scalar,
+    )
+}
+
+fn inverted<'a>(structured: &Structured, data: Data<'a, f32>) -> Inverted<'a, f32> {
+    Inverted {
+        data,
+        scale: structured.dropout.scale(),
+    }
+}
+
+/// The reference executor: one unit at a time, in unit order, each unit's
+/// elements enumerated from its coordinates.
+pub(crate) struct Scalar;
+
+impl Executor for Scalar {
+    fn pass(&self, ops: &mut impl Operands) {
+        for i in 0..ops.len() {
+            ops.element(i, Decision::Pass);
+        }
+    }
+
+    fn drop_all(&self, ops: &mut impl Operands, _units: &Units) {
+        for i in 0..ops.len() {
+            ops.element(i, Decision::Drop);
+        }
+    }
+
+    fn draw(
+        &self,
+        ops: &mut impl Operands,
+        units: &Units,
+        threshold: Threshold,
+        source: impl Randomness,
+        mut mask: Option<&mut [u64]>,
+    ) {
+        let count = units.count();
+        if let Some(mask) = mask.as_deref_mut() {
+            mask.fill(0);
+        }
+        let mut visit = |u: usize, kept: bool| {
+            if let Some(mask) = mask.as_deref_mut() {
+                mask[u / 64] |= u64::from(kept) << (u % 64);
+            }
+            decide_unit(ops, units, u, kept);
+        };
+        match source.raw() {
+            Raw::Rng(mut rng) => {
+                for (u, kept) in rng_decisions(&mut rng, threshold, count).enumerate() {
+                    visit(u, kept);
+                }
+            }
+            Raw::Keyed(key) => {
+                let decisions = keyed_decisions(key.seed(), key.offset(), threshold);
+                for (u, kept) in decisions.take(count).enumerate() {
+                    visit(u, kept);
+                }
             }
         }
     }
-    Ok(())
+
+    fn given(&self, ops: &mut impl Operands, units: &Units, mask: &[u64]) {
+        for u in 0..units.count() {
+            decide_unit(ops, units, u, mask[u / 64] >> (u % 64) & 1 == 1);
+        }
+    }
+}
+
+/// Every element of unit `u`: `((o * shared + s) * inner + i) * run + r`
+/// for `u = o * inner + i`, every `s` and every `r`.
+fn decide_unit(ops: &mut impl Operands, units: &Units, u: usize, kept: bool) {
+    let [_, shared, inner, run] = units.dims();
+    let (o, i) = (u / inner, u % inner);
+    let decision = if kept { Decision::Keep } else { Decision::Drop };
+    for s in 0..shared {
+        for r in 0..run {
+            ops.element(((o * shared + s) * inner + i) * run + r, decision);
+        }
+    }
 }
 
 /// The random words the keyed stream draws to decide block `block` (stream
@@ -130,16 +267,10 @@ pub fn apply_mask_to(
 /// # Ok::<(), bitdrop::Error>(())
 /// ```
 pub fn keyed_words_drawn(dropout: &Dropout, mode: Mode, seed: u64, block: u64) -> u64 {
-    match dropout.plan(mode) {
+    match Plan::of(dropout, mode) {
         Plan::Random(threshold) => keyed_block(&keys(seed), block, threshold).1,
         Plan::Identity | Plan::DropAll => 0,
     }
-}
-
-/// The element rule: kept is one multiply, dropped is `+0.0` whatever `x` is.
-#[inline(always)]
-pub(crate) fn element(x: f32, kept: bool, scale: f32) -> f32 {
-    if kept { x * scale } else { 0.0 }
 }
 
 /// Where one element's comparison of `u` against `D` stands.
@@ -191,25 +322,21 @@ fn decide_groups<const G: usize>(
     state.map(|group| group.map(|s| !matches!(s, Compare::Less)))
 }
 
-/// A caller RNG's decisions for `len` elements: group by group of 64.
-pub(crate) fn rng_decisions<R: Rng + ?Sized>(
+/// A caller RNG's decisions for `len` units: group by group of 64.
+fn rng_decisions<R: NextWord>(
     rng: &mut R,
     threshold: Threshold,
     len: usize,
 ) -> impl Iterator<Item = bool> {
     (0..len.div_ceil(64)).flat_map(move |g| {
         let open = (len - 64 * g).min(64);
-        let [group] = decide_groups(threshold, [open], || [rng.next_u64()]);
+        let [group] = decide_groups(threshold, [open], || [rng.next_word()]);
         group.into_iter().take(open)
     })
 }
 
 /// The keyed stream's decisions from position `offset` on, block by block.
-pub(crate) fn keyed_decisions(
-    seed: u64,
-    offset: u64,
-    threshold: Threshold,
-) -> impl Iterator<Item = bool> {
+fn keyed_decisions(seed: u64, offset: u64, threshold: Threshold) -> impl Iterator<Item = bool> {
     let keys = keys(seed);
     let block_len = 64 * BLOCK_WORDS;
     let mut block = u64::MAX;

@@ -2,8 +2,8 @@
 
 use crate::Error;
 use crate::decide::{self, Threshold};
+use crate::keyed::KeyedWords;
 use crate::mask::low_bits;
-use crate::stream::KeyedWords;
 use rand_core::Rng;
 
 /// A position in the keyed mask stream ("mask stream v1", see the crate
@@ -82,12 +82,37 @@ pub(crate) mod sealed {
         fn check(&self, len: usize) -> Result<(), Error>;
         /// The generator for one call of `threshold`.
         fn words(self, threshold: Threshold) -> Self::Words;
-        /// The reference implementation's decisions, one per element.
-        fn reference_decisions(
-            self,
-            threshold: Threshold,
-            len: usize,
-        ) -> impl Iterator<Item = bool>;
+        /// The raw source, for the reference to decide from on its own.
+        fn raw(self) -> Raw<Self::Rng>;
+        /// The caller RNG's type (`Infallible` for the keyed stream).
+        type Rng: NextWord;
+    }
+
+    /// A source as it is, before any decision is drawn from it.
+    #[derive(Debug)]
+    pub enum Raw<R> {
+        /// A caller RNG, to be consumed in order.
+        Rng(R),
+        /// A keyed stream position.
+        Keyed(Keyed),
+    }
+
+    /// One 64-bit word from a caller RNG.
+    pub trait NextWord {
+        /// `next_u64`.
+        fn next_word(&mut self) -> u64;
+    }
+
+    impl<R: Rng + ?Sized> NextWord for &mut R {
+        fn next_word(&mut self) -> u64 {
+            self.next_u64()
+        }
+    }
+
+    impl NextWord for core::convert::Infallible {
+        fn next_word(&mut self) -> u64 {
+            match *self {}
+        }
     }
 
     /// Produces keep words for consecutive elements of one call.
@@ -116,8 +141,10 @@ impl<'a, R: Rng + ?Sized> Sealed for &'a mut R {
         }
     }
 
-    fn reference_decisions(self, threshold: Threshold, len: usize) -> impl Iterator<Item = bool> {
-        crate::reference::rng_decisions(self, threshold, len)
+    type Rng = Self;
+
+    fn raw(self) -> sealed::Raw<Self> {
+        sealed::Raw::Rng(self)
     }
 }
 
@@ -165,8 +192,10 @@ impl Sealed for Keyed {
         KeyedWords::new(self.seed, self.offset, threshold)
     }
 
-    fn reference_decisions(self, threshold: Threshold, _len: usize) -> impl Iterator<Item = bool> {
-        crate::reference::keyed_decisions(self.seed, self.offset, threshold)
+    type Rng = core::convert::Infallible;
+
+    fn raw(self) -> sealed::Raw<Self::Rng> {
+        sealed::Raw::Keyed(self)
     }
 }
 

@@ -1,0 +1,85 @@
+//! The inverted-dropout element rule: kept `x * s`, dropped `+0.0`, and in
+//! evaluation mode the input itself.
+
+use crate::Error;
+use crate::element::sealed::Sealed as Element;
+use crate::kernel::lanes;
+use crate::run::{Decision, Operands};
+
+/// The data of a call: in place, from a source to an output of the same
+/// length, or none at all (a mask only).
+pub(crate) enum Data<'a, E> {
+    InPlace(&'a mut [E]),
+    Copy(&'a [E], &'a mut [E]),
+    MaskOnly(usize),
+}
+
+impl<'a, E> Data<'a, E> {
+    /// The out-of-place data of a call, if the lengths agree.
+    pub(crate) fn copy(xs: &'a [E], out: &'a mut [E]) -> Result<Self, Error> {
+        if xs.len() != out.len() {
+            return Err(Error::LengthMismatch {
+                input: xs.len(),
+                output: out.len(),
+            });
+        }
+        Ok(Data::Copy(xs, out))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Data::InPlace(xs) => xs.len(),
+            Data::Copy(_, out) => out.len(),
+            Data::MaskOnly(len) => *len,
+        }
+    }
+}
+
+/// Inverted dropout with scale `s`.
+pub(crate) struct Inverted<'a, E> {
+    pub(crate) data: Data<'a, E>,
+    pub(crate) scale: f32,
+}
+
+impl<E: Element> Operands for Inverted<'_, E> {
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    #[inline(always)]
+    fn apply(&mut self, start: usize, len: usize, words: &[u64]) {
+        let s = self.scale;
+        let range = start..start + len;
+        match &mut self.data {
+            Data::InPlace(xs) => lanes::<E, 0, true>(&mut xs[range], [], words, |x, [], keep| {
+                E::select_lanes(keep, E::scaled_lanes(x, s))
+            }),
+            Data::Copy(xs, out) => lanes::<E, 1, false>(
+                &mut out[range.clone()],
+                [&xs[range]],
+                words,
+                |_, [x], keep| E::select_lanes(keep, E::scaled_lanes(x, s)),
+            ),
+            Data::MaskOnly(_) => {}
+        }
+    }
+
+    fn pass(&mut self) {
+        if let Data::Copy(xs, out) = &mut self.data {
+            out.copy_from_slice(xs);
+        }
+    }
+
+    fn element(&mut self, i: usize, decision: Decision) {
+        let rule = |x: E| match decision {
+            Decision::Pass => x,
+            Decision::Keep => x.scaled(self.scale),
+            Decision::Drop => E::ZERO,
+        };
+        match &mut self.data {
+            Data::InPlace(xs) => xs[i] = rule(xs[i]),
+            Data::Copy(xs, out) => out[i] = rule(xs[i]),
+            Data::MaskOnly(_) => {}
+        }
+    }
+}
