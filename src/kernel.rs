@@ -16,7 +16,7 @@ use wide::u32x8;
 /// in L1, and the data streams often enough for the hardware prefetcher to
 /// keep up (measured better than 4096 at 16 Mi elements).
 pub(crate) const CHUNK: usize = 512;
-const CHUNK_WORDS: usize = CHUNK / 64;
+pub(crate) const CHUNK_WORDS: usize = CHUNK / 64;
 
 /// The SIMD executor.
 #[derive(Clone, Copy, Debug)]
@@ -151,7 +151,7 @@ fn apply_runs(ops: &mut impl Operands, start: usize, bits: &[u64], units: usize,
 
 /// Bits `at..at + len` of `src` (`len <= CHUNK`) to bits `0..len` of `out`.
 #[inline(always)]
-fn take_bits(src: &[u64], at: usize, len: usize, out: &mut [u64; CHUNK_WORDS]) {
+pub(crate) fn take_bits(src: &[u64], at: usize, len: usize, out: &mut [u64; CHUNK_WORDS]) {
     let (w, s) = (at / 64, (at % 64) as u32);
     for (j, slot) in out.iter_mut().enumerate().take(mask_words(len)) {
         let lo = src.get(w + j).copied().unwrap_or(0);

@@ -180,6 +180,7 @@ mod source;
 // The operations: one file per variant.
 mod inverted;
 mod ops;
+mod residual;
 mod structured;
 // The oracle: imports the shared definitions, imported by nothing.
 pub mod reference;
@@ -189,6 +190,7 @@ pub use element::Element;
 pub use error::Error;
 pub use mask::{Mask, mask_words};
 pub use rand_core;
+pub use residual::Residual;
 pub use source::{Keyed, Randomness};
 pub use structured::Structured;
 pub use units::Units;

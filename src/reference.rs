@@ -28,11 +28,12 @@
 
 use crate::decide::Threshold;
 use crate::inverted::{Data, Inverted};
+use crate::residual::Fused;
 use crate::run::{Decision, Decisions, Executor, Operands, Plan, run};
 use crate::source::Randomness;
 use crate::source::sealed::{NextWord, Raw};
 use crate::stream::{BLOCK_WORDS, LANES, keys, state};
-use crate::{Dropout, Error, Keyed, Mode, Structured, Units};
+use crate::{Dropout, Error, Keyed, Mode, Residual, Structured, Units};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -162,6 +163,49 @@ pub fn structured_apply_mask_to(
 ) -> Result<(), Error> {
     let ops = inverted(structured, Data::copy(xs, out)?);
     let decisions = Decisions::<Keyed>::Given(mask);
+    run(
+        &structured.dropout,
+        mode,
+        ops,
+        &structured.units,
+        decisions,
+        Scalar,
+    )
+}
+
+/// [`Structured::residual_add`] (with `mask: None`) and
+/// [`Structured::residual_add_with_mask`], one unit at a time.
+///
+/// # Errors
+///
+/// As [`Structured::residual_add_with_mask`].
+///
+/// ```
+/// use bitdrop::{Dropout, Keyed, Mode, Residual, reference};
+///
+/// let d = Dropout::new(0.3)?;
+/// let x: Vec<f32> = (0..100).map(|i| i as f32).collect();
+/// let bias = [0.25_f32; 10];
+/// let mut fast = vec![1.0_f32; 100];
+/// let mut slow = fast.clone();
+/// let key = Keyed::new(4, 9);
+/// d.residual_add(Mode::Train, Residual::IntoResidual { x: &x, residual: &mut fast }, Some(&bias), key)?;
+/// let io = Residual::IntoResidual { x: &x, residual: &mut slow };
+/// let units = bitdrop::Units::elements(100);
+/// reference::residual_add(&d.structured(units), Mode::Train, io, Some(&bias), None, key)?;
+/// assert_eq!(fast, slow);
+/// # Ok::<(), bitdrop::Error>(())
+/// ```
+pub fn residual_add(
+    structured: &Structured,
+    mode: Mode,
+    io: Residual<'_>,
+    bias: Option<&[f32]>,
+    mask: Option<&mut [u64]>,
+    source: impl Randomness,
+) -> Result<(), Error> {
+    let ops = Fused::new(io, bias, structured.dropout.scale())?;
+    let decisions = Decisions::Draw { source, mask };
     run(
         &structured.dropout,
         mode,

@@ -44,8 +44,8 @@ pub(crate) enum Decision {
 pub(crate) trait Operands {
     /// Number of elements.
     fn len(&self) -> usize;
-    /// The fast path: elements `start..start + len`, element `start + j`
-    /// kept iff bit `j` of `words` is set.
+    /// The fast path: elements `start..start + len` (`len <= 512`, in
+    /// range), element `start + j` kept iff bit `j` of `words` is set.
     fn apply(&mut self, start: usize, len: usize, words: &[u64]);
     /// The fast path: every element as in evaluation mode.
     fn pass(&mut self);
