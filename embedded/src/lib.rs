@@ -11,16 +11,23 @@ use bitdrop::{Dropout, Error, Keyed, Mode, mask_words};
 /// Hidden units of the toy model.
 pub const HIDDEN: usize = 96;
 
+/// The model's dropout layer, for key derivation.
+const HIDDEN_LAYER: u64 = 0;
+
 /// Mean and variance of the model's output over `passes` stochastic passes
-/// with dropout `p` on the hidden layer; pass `t` uses keyed stream `t`,
-/// so the estimate is reproducible on any target.
-pub fn mc_dropout(input: f32, p: f32, passes: u64) -> Result<(f32, f32), Error> {
+/// with dropout `p` on the hidden layer. Pass `t` of a call with `seed` uses
+/// the key derived from `(seed, layer, t)` ([`Keyed::derived`]): every
+/// (layer, pass) pair gets its own independent mask, no two calls with
+/// different seeds share one, and the estimate is reproducible on any
+/// target.
+pub fn mc_dropout(input: f32, p: f32, seed: u64, passes: u64) -> Result<(f32, f32), Error> {
     let dropout = Dropout::new(p)?;
     let (mut sum, mut sum_sq) = (0.0f32, 0.0f32);
     for pass in 0..passes {
         let mut hidden = hidden_layer(input);
         let mut mask = [0u64; mask_words(HIDDEN)];
-        dropout.forward_with_mask(Mode::Train, &mut hidden, &mut mask, Keyed::new(pass, 0))?;
+        let key = Keyed::derived(seed, &[HIDDEN_LAYER, pass], 0);
+        dropout.forward_with_mask(Mode::Train, &mut hidden, &mut mask, key)?;
         let y = output_layer(&hidden);
         sum += y;
         sum_sq += y * y;
@@ -87,7 +94,7 @@ mod tests {
     #[test]
     fn monte_carlo_mean_approaches_the_prediction() {
         let exact = predict(1.5, 0.2).unwrap();
-        let (mean, variance) = mc_dropout(1.5, 0.2, 2000).unwrap();
+        let (mean, variance) = mc_dropout(1.5, 0.2, 42, 2000).unwrap();
         assert!(variance > 0.0);
         // Inverted dropout keeps the expectation of each hidden unit.
         let tolerance = 6.0 * (variance / 2000.0).sqrt();
@@ -99,6 +106,13 @@ mod tests {
 
     #[test]
     fn invalid_probability_is_an_error() {
-        assert!(mc_dropout(1.0, 1.5, 10).is_err());
+        assert!(mc_dropout(1.0, 1.5, 42, 10).is_err());
+    }
+
+    #[test]
+    fn seeds_give_different_estimates_and_the_same_seed_the_same() {
+        let a = mc_dropout(1.5, 0.2, 1, 50).unwrap();
+        assert_eq!(a, mc_dropout(1.5, 0.2, 1, 50).unwrap());
+        assert_ne!(a, mc_dropout(1.5, 0.2, 2, 50).unwrap());
     }
 }
