@@ -22,8 +22,9 @@ pub enum Mode {
 /// multiply. In [`Mode::Eval`], and in training with `p == 0`, every
 /// operation is the identity; with `p == 1` every output is `+0.0`.
 ///
-/// Each operation takes the decisions from a [`Randomness`]: `&mut rng` for
-/// any [`rand_core::Rng`], or a [`Keyed`] stream position. None allocates,
+/// Each operation takes the decisions from a [`Randomness`](crate::Randomness):
+/// `&mut rng` for any [`rand_core::Rng`], or a [`Keyed`](crate::Keyed) stream
+/// position. None allocates,
 /// none panics, and each checks all arguments before writing anything.
 ///
 /// ```

@@ -1,5 +1,9 @@
 //! Inverted dropout over `f32` slices: exact, allocation-free, `no_std`,
-//! with portable SIMD lanes and a mask of one bit per element.
+//! with portable SIMD lanes and a mask of one bit per decision, in every
+//! shape models use it: element-wise ([`Dropout`]), one decision per
+//! channel, sample, row or time-step-locked unit ([`Structured`],
+//! [`Units`]), fused with the residual add ([`Residual`]), with keys derived
+//! per layer and step ([`derive_seed`]).
 //!
 //! # Quick start
 //!
@@ -45,6 +49,31 @@
 //! ([`Dropout::scale`]). Dropped elements are selected, not multiplied by
 //! zero, so they are `+0.0` even when `x` is NaN, infinite or negative.
 //!
+//! **NaN.** A kept NaN stays a NaN. Its payload is what the target's `f32`
+//! multiply makes of it, which IEEE 754 leaves open (x86-64 and aarch64 keep
+//! the input's payload, quieted; wasm32 may not). So every statement of
+//! bit-identical results in these docs (SIMD against the reference, one
+//! target against another) holds for every output that is not NaN, and a
+//! NaN output is a NaN everywhere. Evaluation mode, and `p == 0`, multiply
+//! nothing and keep every bit, NaN payloads included.
+//!
+//! **Tiny `p`.** For `0 < p < 2^-64`, `D = floor(p * 2^64)` is 0: every
+//! element is kept, scaled by `s = 1.0` (so `x` itself, a signaling NaN
+//! aside), and nothing is drawn: a caller RNG is not advanced.
+//!
+//! **Masks.** An operation that writes a mask writes all ones (every unit
+//! kept) in evaluation mode and in training at `p == 0`, and all zeros in
+//! training at `p == 1`, in both cases drawing nothing. The bits past the
+//! last unit are always `0`.
+//!
+//! **Errors.** Every argument is checked before the first write and before
+//! anything is drawn, so a call that fails has changed nothing. When several
+//! checks fail, the first in this order is reported:
+//! [`Error::InvalidProbability`] (at [`Dropout::new`]), then
+//! [`Error::LengthMismatch`] and [`Error::BiasMismatch`] (the operands
+//! among themselves), [`Error::ShapeMismatch`] (the data against its
+//! [`Units`]), [`Error::MaskTooShort`], and [`Error::PositionOverflow`].
+//!
 //! # Precision
 //!
 //! Each element is dropped independently with probability
@@ -61,11 +90,44 @@
 //! stream, which decides 512 at once, draws about 10 per 64 far from
 //! `p = 0.5` (see `examples/words_per_group.rs`).
 //!
+//! # Structured dropout
+//!
+//! [`Dropout::structured`] makes a [`Structured`]: the same operations with
+//! one decision per *unit* of a [`Units`] shape, broadcast to the unit's
+//! elements (channel dropout channels first or last, DropPath per sample,
+//! rows of an embedding, variational dropout locked across time steps,
+//! attention masks shared across heads, any Keras `noise_shape`). A shape is
+//! four numbers `[outer, shared, inner, run]`: element
+//! `((o * shared + s) * inner + i) * run + r` belongs to unit `o * inner + i`.
+//! Masks hold one bit per unit; with a [`Keyed`] source unit `u` takes
+//! stream position `offset + u`; a caller RNG decides the units in order, 64
+//! at a time, as it decides elements. Scaling and the dropped value are as
+//! above. The element-wise operations are the case of one unit per element.
+//!
+//! # Fused residual
+//!
+//! [`Dropout::residual_add`] and [`Structured::residual_add`] compute
+//! `r + dropout(x)`, or `r + dropout(x + b)` with a bias `b` broadcast over
+//! rows (Megatron's bias-dropout-add), in one pass, in place on either
+//! operand or into a third buffer ([`Residual`]). Per element: `x + b` is
+//! one `f32` addition; the dropout of it is exactly the rule above
+//! (dropped `+0.0`, kept one `f32` multiply by `s`, `x + b` itself in
+//! evaluation mode); then one `f32` addition of `r`. Nothing is fused into a
+//! multiply-add, so every target rounds alike.
+//!
+//! # Keys for layers and steps
+//!
+//! [`derive_seed`] (and [`Keyed::derived`]) derive independent stream seeds
+//! from one seed and any integers, such as `(layer, step)` in training or
+//! `(layer, pass)` in Monte Carlo dropout, so that no two dropout calls
+//! share a mask by accident. "Key derivation v1" is documented there and
+//! frozen by golden vectors.
+//!
 //! # The mask
 //!
-//! One bit per element in `u64` words: element `i` is bit `i % 64` (bit 0
-//! the least significant) of word `i / 64`, and `1` means kept. `n`
-//! elements take [`mask_words`]`(n) = ceil(n / 64)` words; the bits past `n`
+//! One bit per element (per unit, for [`Structured`]) in `u64` words:
+//! element `i` is bit `i % 64` (bit 0 the least significant) of word
+//! `i / 64`, and `1` means kept. `n` elements take [`mask_words`]`(n) = ceil(n / 64)` words; the bits past `n`
 //! are written as `0`, so the popcount is the kept count. Operations take
 //! caller-provided `&mut [u64]`; [`Mask`] adds the helpers (kept count, one
 //! bit, iteration, conversion to and from the `u32` layout of ONNX Runtime's
@@ -143,7 +205,8 @@
 //! (the same code in VEX encoding, about 15% faster). Build with
 //! `RUSTFLAGS="-C target-cpu=native"` (or `-C target-feature=+avx2`,
 //! `+avx512f`; `+simd128` on wasm32) for the full width. The results are
-//! bit-identical on every target and width, and equal to the scalar
+//! bit-identical on every target and width (NaN payloads aside, see
+//! [Semantics](#semantics)), and equal to the scalar
 //! [`reference`](mod@reference) implementation.
 //!
 //! # Features

@@ -52,7 +52,7 @@ impl Dropout {
     }
 
     /// Dropout in place that also writes the mask, in the same pass, to the
-    /// first [`mask_words`]`(xs.len())` words of `mask` (see [`Mask`](crate::Mask)
+    /// first [`mask_words`](crate::mask_words)`(xs.len())` words of `mask` (see [`Mask`](crate::Mask)
     /// for the layout). In evaluation mode the mask keeps every element.
     ///
     /// # Errors
@@ -103,7 +103,7 @@ impl Dropout {
             .forward_to_with_mask(mode, xs, out, mask, source)
     }
 
-    /// Writes the mask of `len` elements to the first [`mask_words`]`(len)`
+    /// Writes the mask of `len` elements to the first [`mask_words`](crate::mask_words)`(len)`
     /// words of `mask`, without touching any data: the decisions that
     /// [`forward`](Dropout::forward) would make with the same `source`.
     ///
@@ -143,7 +143,7 @@ impl Dropout {
     /// # Errors
     ///
     /// [`Error::MaskTooShort`] if `mask` has fewer than
-    /// [`mask_words`]`(xs.len())` words.
+    /// [`mask_words`](crate::mask_words)`(xs.len())` words.
     ///
     /// ```
     /// use bitdrop::{Dropout, Keyed, Mode};
