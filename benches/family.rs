@@ -174,8 +174,10 @@ fn main() {
                     "y = x + b, forward, r += y",
                     Box::new(|| {
                         let (r, y) = &mut *state.borrow_mut();
-                        for (i, (y, x)) in y.iter_mut().zip(&x).enumerate() {
-                            *y = x + bias[i % hidden];
+                        for (y, x) in y.chunks_mut(hidden).zip(x.chunks(hidden)) {
+                            for ((y, x), b) in y.iter_mut().zip(x).zip(&bias) {
+                                *y = x + b;
+                            }
                         }
                         d.forward(Mode::Train, black_box(&mut y[..]), key())
                             .unwrap();
