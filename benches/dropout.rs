@@ -6,7 +6,7 @@
 //! runs 4 Ki, 256 Ki, 16 Mi and 128 Mi elements (about 10 minutes here);
 //! with `BITDROP_BENCH=quick` it runs the first three with short
 //! measurements (about 2 minutes). `python3 benches/report.py` turns the
-//! results into the README's table and chart.
+//! results into the tables of `benches/README.md` and the chart.
 
 use bitdrop::{Dropout, Keyed, Mode, mask_words};
 use criterion::{

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns criterion's results into the README's performance table and chart.
+"""Turns criterion's results into the performance tables of benches/README.md and the chart.
 
 Usage, after `cargo bench --manifest-path benches/Cargo.toml` (default
 target) and, for the native run,

@@ -6,7 +6,7 @@
 //! compile time) and, where AVX2 is present, runs the kernel compiled inside
 //! an AVX2 `#[target_feature]` function: the same `wide` code, in
 //! VEX-encoded instructions, measured about 15% faster on a default build
-//! (see the README's performance section). The results are the same bits
+//! (see `benches/README.md`). The results are the same bits
 //! either way. Under Miri the check reports the features given with `-C`,
 //! so `-C target-feature=+avx2` runs this path there too.
 #![allow(unsafe_code)]
