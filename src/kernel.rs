@@ -43,18 +43,14 @@ impl Executor for Fast {
         units: &Units,
         threshold: Threshold,
         source: impl Randomness,
-        mut mask: Option<&mut [u64]>,
+        mask: Option<&mut [u64]>,
     ) {
-        let mut words = source.words(threshold);
         dispatch::run(Broadcast {
             ops,
             units,
-            unit_words: |first: usize, count: usize, out: &mut [u64]| {
-                let out = &mut out[..mask_words(count)];
-                words.fill(out, count);
-                if let Some(mask) = mask.as_deref_mut() {
-                    copy_bits(mask, first, out, count);
-                }
+            decisions: Drawn {
+                words: source.words(threshold),
+                mask,
             },
         });
     }
@@ -63,10 +59,41 @@ impl Executor for Fast {
         dispatch::run(Broadcast {
             ops,
             units,
-            unit_words: |first: usize, count: usize, out: &mut [u64]| {
-                take_bits(mask, first, count, out);
-            },
+            decisions: Given(mask),
         });
+    }
+}
+
+/// Fills the first words of `out` with the decisions of units
+/// `first..first + count` (`count <= CHUNK`, called in unit order).
+trait UnitWords {
+    fn fill(&mut self, first: usize, count: usize, out: &mut [u64]);
+}
+
+/// Decisions drawn from a source, copied to the caller's mask if any.
+struct Drawn<'m, W> {
+    words: W,
+    mask: Option<&'m mut [u64]>,
+}
+
+impl<W: Words> UnitWords for Drawn<'_, W> {
+    #[inline(always)]
+    fn fill(&mut self, first: usize, count: usize, out: &mut [u64]) {
+        let out = &mut out[..mask_words(count)];
+        self.words.fill(out, count);
+        if let Some(mask) = self.mask.as_deref_mut() {
+            copy_bits(mask, first, out, count);
+        }
+    }
+}
+
+/// Decisions given by the caller's mask.
+struct Given<'m>(&'m [u64]);
+
+impl UnitWords for Given<'_> {
+    #[inline(always)]
+    fn fill(&mut self, first: usize, count: usize, out: &mut [u64]) {
+        take_bits(self.0, first, count, out);
     }
 }
 
@@ -78,27 +105,35 @@ const TILE: usize = 16 * 1024;
 
 /// Decides the units chunk by chunk, in unit order, and applies each
 /// tile's decisions to all of its elements.
-struct Broadcast<'a, O, F> {
+struct Broadcast<'a, O, D> {
     ops: &'a mut O,
     units: &'a Units,
-    /// Fills the first words of its slice with the decisions of units
-    /// `first..first + count` (`count <= CHUNK`).
-    unit_words: F,
+    decisions: D,
 }
 
-impl<O, F> Kernel for Broadcast<'_, O, F>
-where
-    O: Operands,
-    F: FnMut(usize, usize, &mut [u64]),
-{
+impl<O: Operands, D: UnitWords> Kernel for Broadcast<'_, O, D> {
     #[inline(always)]
     fn run(mut self) {
+        // The tile's words live on the stack: 64 bytes unless a shared
+        // axis needs 2 KiB.
+        if self.units.shared > 1 {
+            self.tiles::<{ TILE / 64 }>();
+        } else {
+            self.tiles::<CHUNK_WORDS>();
+        }
+    }
+}
+
+impl<O: Operands, D: UnitWords> Broadcast<'_, O, D> {
+    /// Decides tiles of `64 * WORDS` units and applies each.
+    #[inline(always)]
+    fn tiles<const WORDS: usize>(&mut self) {
         let Units {
             shared, inner, run, ..
         } = *self.units;
         let count = self.units.count();
-        let tile = if shared > 1 { TILE } else { CHUNK };
-        let mut words = [0u64; TILE / 64];
+        let tile = 64 * WORDS;
+        let mut words = [0u64; WORDS];
         let mut part = [0u64; CHUNK_WORDS];
         let mut first = 0;
         while first < count {
@@ -107,8 +142,14 @@ where
             while done < n {
                 let m = (n - done).min(CHUNK);
                 let slot = &mut words[done / 64..done / 64 + CHUNK_WORDS];
-                (self.unit_words)(first + done, m, slot);
+                self.decisions.fill(first + done, m, slot);
                 done += m;
+            }
+            if shared == 1 && run == 1 {
+                // Element-wise: unit u is element u.
+                self.ops.apply(first, n, &words);
+                first += n;
+                continue;
             }
             // The tile's units in runs that share an outer index, each run
             // applied at every index of the shared axis.
