@@ -84,11 +84,11 @@ fn main() {
             let shapes = [
                 (
                     "channels first [N, C, 196]",
-                    Units::channels_first(n / 196 / 64, 64, 196),
+                    Units::channels_first((n / 196 / 64).max(1), 64, 196),
                 ),
                 (
                     "channels last [N, 196, C]",
-                    Units::channels_last(n / 196 / 64, 196, 64),
+                    Units::channels_last((n / 196 / 64).max(1), 196, 64),
                 ),
                 ("per sample [32, n/32]", Units::per_sample(32, n / 32)),
                 ("time steps [16, n/16]", Units::time_steps(16, n / 16)),

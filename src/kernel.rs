@@ -185,26 +185,31 @@ impl<O: Operands, D: UnitWords> Broadcast<'_, O, D> {
 }
 
 /// Applies `units` units of `run` elements each, from element `start` on:
-/// their bits expanded to one per element, a piece at a time.
+/// their bits expanded to one per element, a piece at a time. (No division
+/// per unit: at 256 Ki elements it cost half the floor's time.)
 #[inline(always)]
 fn apply_runs(ops: &mut impl Operands, start: usize, bits: &[u64], units: usize, run: usize) {
     let len = units * run;
     let mut piece = [0u64; CHUNK_WORDS];
+    let (mut unit, mut left) = (0, run);
     let mut at = 0;
     while at < len {
         let n = (len - at).min(CHUNK);
         piece.fill(0);
-        let mut e = at;
-        while e < at + n {
-            let unit = e / run;
-            let end = ((unit + 1) * run).min(at + n);
+        let mut e = 0;
+        while e < n {
+            let take = left.min(n - e);
             if bits
                 .get(unit / 64)
                 .is_some_and(|w| w >> (unit % 64) & 1 == 1)
             {
-                set_bits(&mut piece, e - at, end - at);
+                set_bits(&mut piece, e, e + take);
             }
-            e = end;
+            e += take;
+            left -= take;
+            if left == 0 {
+                (unit, left) = (unit + 1, run);
+            }
         }
         ops.apply(start + at, n, &piece);
         at += n;
