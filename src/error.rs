@@ -54,7 +54,8 @@ pub enum Error {
     PositionOverflow {
         /// First position of the call.
         offset: u64,
-        /// Number of elements of the call.
+        /// Positions the call needs: its elements, or its units for
+        /// [`Structured`](crate::Structured) calls.
         len: usize,
     },
 }
