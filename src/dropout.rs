@@ -87,9 +87,37 @@ impl Dropout {
 
     /// The factor `1 / (1 - p)` for kept elements, computed in `f64` and
     /// rounded once to `f32`: `(1.0 / (1.0 - p as f64)) as f32`. It is
-    /// `+inf` at `p == 1`, where no element is ever kept.
+    /// `+inf` at `p == 1`, where no element is ever kept, and `1.0` after
+    /// [`scale_by_keep`](Dropout::scale_by_keep)`(false)`.
     pub const fn scale(&self) -> f32 {
         self.scale
+    }
+
+    /// timm's `scale_by_keep` option of `drop_path`: with `false`, kept
+    /// elements are not scaled ([`scale`](Dropout::scale) becomes `1.0`,
+    /// so a kept element is `x * 1.0`: `x` itself, a signaling NaN
+    /// quieted), and the output no longer keeps the input's expectation.
+    /// With `true` (the default of [`new`](Dropout::new)), `1 / (1 - p)`.
+    ///
+    /// ```
+    /// use bitdrop::{Dropout, Keyed, Mode, Units};
+    ///
+    /// let d = Dropout::new(0.5)?.scale_by_keep(false);
+    /// assert_eq!(d.scale(), 1.0);
+    /// let drop_path = d.structured(Units::per_sample(4, 3)?);
+    /// let mut x = [2.0_f32; 12];
+    /// drop_path.forward(Mode::Train, &mut x, Keyed::new(1, 0))?;
+    /// assert!(x.iter().all(|&v| v == 0.0 || v == 2.0));
+    /// # Ok::<(), bitdrop::Error>(())
+    /// ```
+    #[must_use]
+    pub fn scale_by_keep(self, scale: bool) -> Self {
+        let scale = if scale {
+            (1.0 / (1.0 - f64::from(self.p))) as f32
+        } else {
+            1.0
+        };
+        Dropout { scale, ..self }
     }
 
     /// The exact drop probability as a numerator over `2^64`:

@@ -22,10 +22,13 @@ use crate::Error;
 /// | attention shared across heads | `[B, H, L, S]` | [`broadcast`](Units::broadcast)`(&[B, H, L, S], &[1])` | `(b, l, s)` |
 /// | Keras `noise_shape`, Flax `broadcast_dims` | any | [`broadcast`](Units::broadcast) | one index of the non-broadcast axes |
 ///
-/// PyTorch's `Dropout2d` treats a 3-D input `[C, H, W]` as unbatched, but
-/// (with a warning) historically as `[N, C, L]` with channel dropout over
-/// `L`: say which you mean by passing the shape explicitly, for example
-/// `channels_first(1, C, H * W)` for an unbatched image.
+/// PyTorch's `Dropout2d`, given a 3-D input, treats it as `[N, C, L]`
+/// (channel dropout over `L`, channels on axis 1, with a warning), not as
+/// an unbatched `[C, H, W]` image. Here the shape is always explicit:
+/// `channels_first(N, C, L)` is what PyTorch does with such an input, and
+/// `channels_first(1, C, H * W)` is channel dropout of one unbatched image.
+/// Dropout with timm's `drop_path(scale_by_keep=False)` is
+/// [`Dropout::scale_by_keep`]`(false)` with [`per_sample`](Units::per_sample).
 ///
 /// ```
 /// use bitdrop::Units;

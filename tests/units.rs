@@ -126,3 +126,27 @@ fn golden_vectors_of_unit_decisions() {
 }
 
 const GOLDEN: [u64; 2] = [0x268d_efe4_97a9_e1af, 0xbf5e_e36e_df58_e72d];
+
+/// timm's `scale_by_keep=False`: kept samples unchanged, dropped ones
+/// `+0.0`, the same decisions as with scaling.
+#[test]
+fn drop_path_without_scaling() {
+    let units = Units::per_sample(64, 10).unwrap();
+    for p in [0.0f32, 0.3, 1.0] {
+        let scaled = Dropout::new(p).unwrap().structured(units);
+        let plain = Dropout::new(p)
+            .unwrap()
+            .scale_by_keep(false)
+            .structured(units);
+        assert_eq!(plain.dropout().scale(), 1.0);
+        let xs: Vec<f32> = (0..units.len()).map(|i| i as f32 - 99.5).collect();
+        let (mut a, mut b) = (xs.clone(), xs.clone());
+        let key = Keyed::new(5, 0);
+        scaled.forward(Mode::Train, &mut a, key).unwrap();
+        plain.forward(Mode::Train, &mut b, key).unwrap();
+        for ((x, a), b) in xs.iter().zip(&a).zip(&b) {
+            assert_eq!(*a == 0.0 && *x != 0.0, *b == 0.0 && *x != 0.0, "p = {p}");
+            assert!(b.to_bits() == 0 || b == x, "p = {p}: {x} became {b}");
+        }
+    }
+}
