@@ -1,16 +1,19 @@
 //! The SIMD path equals the scalar reference, bit for bit, for every
-//! operation, both sources of randomness, every length 0..=1100.
+//! operation (every row of the table), both sources of randomness, every
+//! length 0..=1100, and for the structured operations a handful of shapes
+//! of each length.
 
-mod common;
+mod support;
 
-use bitdrop::{Dropout, Keyed, Mode, mask_words, reference};
-use common::{EDGE_P, data, rng, same, scaled};
+use bitdrop::{Dropout, Keyed, Mode, Units};
 use rand_xoshiro::rand_core::Rng;
+use support::ops::{Buffers, Case, Level, OPS, Op, Src, shapes};
+use support::{EDGE_P, data, divisors, rng, scaled};
 
-/// Offsets for length `len`: at the start, inside a block, just before a
-/// block edge, far out, and at the very end of the stream.
-fn offsets(len: usize, salt: u64) -> [u64; 5] {
-    let end = u64::MAX - (len as u64).saturating_sub(1);
+/// Offsets for a call of `count` units: at the start, inside a block, just
+/// before a block edge, far out, and at the very end of the stream.
+fn offsets(count: usize, salt: u64) -> [u64; 5] {
+    let end = u64::MAX - (count as u64).saturating_sub(1);
     [
         0,
         salt % 4096,
@@ -20,89 +23,76 @@ fn offsets(len: usize, salt: u64) -> [u64; 5] {
     ]
 }
 
-/// Every keyed operation of the fast path against the reference.
-fn check_keyed(dropout: &Dropout, mode: Mode, xs: &[f32], key: Keyed) {
-    let n = xs.len();
-    let mut expected = vec![0.0; n];
-    reference::forward_to(dropout, mode, xs, &mut expected, key).unwrap();
-    let mut expected_mask = vec![0; mask_words(n)];
-    reference::fill_mask(dropout, mode, n, &mut expected_mask, key).unwrap();
-    let ctx = format!("p={} mode={mode:?} len={n} key={key:?}", dropout.p());
-
-    let mut inplace = xs.to_vec();
-    dropout.forward(mode, &mut inplace, key).unwrap();
-    assert!(same(&inplace, &expected), "forward {ctx}");
-
-    let mut out = vec![f32::NAN; n];
-    dropout.forward_to(mode, xs, &mut out, key).unwrap();
-    assert!(same(&out, &expected), "forward_to {ctx}");
-
-    let mut with_mask = xs.to_vec();
-    let mut mask = vec![!0; mask_words(n)];
-    dropout
-        .forward_with_mask(mode, &mut with_mask, &mut mask, key)
-        .unwrap();
-    assert!(same(&with_mask, &expected), "forward_with_mask {ctx}");
-    assert_eq!(mask, expected_mask, "forward_with_mask's mask {ctx}");
-
-    let mut mask_only = vec![!0; mask_words(n)];
-    dropout.fill_mask(mode, n, &mut mask_only, key).unwrap();
-    assert_eq!(mask_only, expected_mask, "fill_mask {ctx}");
-
-    let mut grad = xs.to_vec();
-    dropout.backward(mode, &mut grad, key).unwrap();
-    assert!(same(&grad, &expected), "backward {ctx}");
-
-    let mut expected_applied = vec![0.0; n];
-    reference::apply_mask_to(dropout, mode, xs, &expected_mask, &mut expected_applied).unwrap();
-    let mut applied = xs.to_vec();
-    dropout
-        .apply_mask(mode, &mut applied, &expected_mask)
-        .unwrap();
-    assert!(same(&applied, &expected_applied), "apply_mask {ctx}");
-    let mut applied_to = vec![0.0; n];
-    dropout
-        .apply_mask_to(mode, xs, &expected_mask, &mut applied_to)
-        .unwrap();
-    assert!(same(&applied_to, &expected_applied), "apply_mask_to {ctx}");
+/// The offsets a length is checked at (under Miri: just before a block
+/// edge).
+fn keys(count: usize, salt: u64) -> Vec<Keyed> {
+    let taken = if cfg!(miri) { 2..3 } else { 0..5 };
+    offsets(count, salt)[taken]
+        .iter()
+        .map(|&offset| Keyed::new(salt >> 3, offset))
+        .collect()
 }
 
-/// Every RNG operation of the fast path against the reference, including
-/// how far each advanced the caller's generator.
-fn check_rng(dropout: &Dropout, mode: Mode, xs: &[f32], seed: u64) {
-    let n = xs.len();
-    let ctx = format!("p={} mode={mode:?} len={n} seed={seed}", dropout.p());
-    let mut reference_rng = rng(seed);
-    let mut expected = vec![0.0; n];
-    reference::forward_to(dropout, mode, xs, &mut expected, &mut reference_rng).unwrap();
-    let mut expected_mask = vec![0; mask_words(n)];
-    reference::fill_mask(dropout, mode, n, &mut expected_mask, &mut rng(seed)).unwrap();
+/// A bias for `n` elements, or none: a row length dividing `n`, chosen by
+/// `k` (empty for empty data).
+fn bias(n: usize, k: u64) -> Option<Vec<f32>> {
+    if k.is_multiple_of(3) {
+        return None;
+    }
+    let divisors = divisors(n);
+    let row = divisors.get(k as usize % divisors.len().max(1)).copied();
+    Some(data(row.unwrap_or(0), k))
+}
 
-    let mut fast_rng = rng(seed);
-    let mut inplace = xs.to_vec();
-    dropout.forward(mode, &mut inplace, &mut fast_rng).unwrap();
-    assert!(same(&inplace, &expected), "forward {ctx}");
-    assert_eq!(fast_rng, reference_rng, "RNG consumption {ctx}");
+/// One row on `case` from `src`: the fast path against the reference,
+/// every buffer and the caller's generator.
+fn check_row(op: &Op, case: &Case, src: Src) {
+    let before = Buffers::new(op, case);
+    let (mut fast, mut slow) = (before.clone(), before);
+    let (mut fast_rng, mut slow_rng) = (src.rng(), src.rng());
+    let ctx = || {
+        format!(
+            "{} p={} mode={:?} len={} units={:?} bias={:?} src={src:?}",
+            op.name,
+            case.dropout.p(),
+            case.mode,
+            case.xs.len(),
+            op.units(case),
+            case.bias.as_ref().map(Vec::len),
+        )
+    };
+    op.call(case, &mut fast, src.with(&mut fast_rng))
+        .unwrap_or_else(|e| panic!("{e:?}: {}", ctx()));
+    op.reference(case, &mut slow, src.with(&mut slow_rng))
+        .unwrap_or_else(|e| panic!("reference: {e:?}: {}", ctx()));
+    assert!(fast.same(&slow), "{}", ctx());
+    assert_eq!(fast_rng, slow_rng, "RNG consumption {}", ctx());
+}
 
-    let mut out = vec![f32::NAN; n];
-    dropout
-        .forward_to(mode, xs, &mut out, &mut rng(seed))
-        .unwrap();
-    assert!(same(&out, &expected), "forward_to {ctx}");
+/// Every row of `level` on `case`, as [`check_row_sources`].
+fn check_level(case: &Case, level: Level, keys: &[Keyed], seed: u64) {
+    for op in OPS.iter().filter(|op| op.level == level) {
+        check_row_sources(op, case, keys, seed);
+    }
+}
 
-    let mut with_mask = vec![f32::NAN; n];
-    let mut mask = vec![!0; mask_words(n)];
-    dropout
-        .forward_to_with_mask(mode, xs, &mut with_mask, &mut mask, &mut rng(seed))
-        .unwrap();
-    assert!(same(&with_mask, &expected), "forward_to_with_mask {ctx}");
-    assert_eq!(mask, expected_mask, "forward_to_with_mask's mask {ctx}");
-
-    let mut mask_only = vec![!0; mask_words(n)];
-    dropout
-        .fill_mask(mode, n, &mut mask_only, &mut rng(seed))
-        .unwrap();
-    assert_eq!(mask_only, expected_mask, "fill_mask {ctx}");
+/// One row on `case`: from each key and from a caller RNG seeded by
+/// `seed`; if it applies a given mask, a mask for each key.
+fn check_row_sources(op: &Op, case: &Case, keys: &[Keyed], seed: u64) {
+    for &key in keys {
+        if op.draws() {
+            check_row(op, case, Src::Keyed(key));
+        } else {
+            let given = Case {
+                given: key.offset() ^ key.seed(),
+                ..case.clone()
+            };
+            check_row(op, &given, Src::Keyed(key));
+        }
+    }
+    if op.draws() && !op.keyed_only() {
+        check_row(op, case, Src::Rng(seed));
+    }
 }
 
 #[test]
@@ -115,24 +105,24 @@ fn simd_equals_reference_for_every_length() {
         (0..=1100).collect()
     };
     for n in lengths {
-        let xs = data(n, n as u64);
         let p = EDGE_P[n % EDGE_P.len()];
         let dropout = Dropout::new(p).unwrap();
         let mode = if n % 13 == 0 { Mode::Eval } else { Mode::Train };
         let s = salt.next_u64();
-        let offsets = offsets(n, s);
-        // Under Miri: the offset just before a block edge.
-        let taken = if cfg!(miri) { 2..3 } else { 0..5 };
-        for &offset in &offsets[taken] {
-            check_keyed(&dropout, mode, &xs, Keyed::new(s >> 3, offset));
+        let mut case = Case::new(dropout, mode, Units::elements(n), data(n, n as u64));
+        case.bias = bias(n, s);
+        check_level(&case, Level::Elements, &keys(n, s), s);
+        // Under Miri: one shape.
+        for units in shapes(n).into_iter().take(scaled(usize::MAX, 1)) {
+            case.units = units;
+            check_level(&case, Level::Units, &keys(units.count(), s), s);
         }
-        check_rng(&dropout, mode, &xs, s);
     }
 }
 
 #[test]
 fn simd_equals_reference_for_every_p_on_long_slices() {
-    // Under Miri: D = 0, D = 1, and a long and a one-step threshold.
+    // Under Miri: D = 1, and a long and a one-step threshold.
     let ps: Vec<f32> = if cfg!(miri) {
         vec![5.421_011e-20, 0.1]
     } else {
@@ -145,13 +135,24 @@ fn simd_equals_reference_for_every_p_on_long_slices() {
     for (i, &p) in ps.iter().enumerate() {
         let dropout = Dropout::new(p).unwrap();
         let n = scaled(20_000, 300) + 37 * i;
-        let xs = data(n, i as u64);
-        check_keyed(
-            &dropout,
-            Mode::Train,
-            &xs,
-            Keyed::new(i as u64, 12_345 * i as u64),
-        );
-        check_rng(&dropout, Mode::Train, &xs, i as u64);
+        let seed = i as u64;
+        let mut case = Case::new(dropout, Mode::Train, Units::elements(n), data(n, seed));
+        case.bias = bias(n, seed + 1);
+        let key = [Keyed::new(seed, 12_345 * seed)];
+        if cfg!(miri) {
+            // The element-wise rows without a residual, as before the
+            // others existed: all rows run in the test above.
+            for op in OPS.iter().filter(|op| op.level == Level::Elements) {
+                if op.residual().is_none() {
+                    check_row_sources(op, &case, &key, seed);
+                }
+            }
+            continue;
+        }
+        check_level(&case, Level::Elements, &key, seed);
+        for units in shapes(n).into_iter().skip(i % 3).take(2) {
+            case.units = units;
+            check_level(&case, Level::Units, &key, seed);
+        }
     }
 }

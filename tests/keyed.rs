@@ -2,11 +2,15 @@
 //! stream v1" is frozen by golden vectors.
 
 mod common;
+mod contract;
+mod support;
 
-use bitdrop::{Dropout, Keyed, Mask, Mode, mask_words, reference};
-use common::{config, data, offset, probability, rng, same, scaled};
+use bitdrop::{Dropout, Keyed, Mask, Mode, Units, mask_words, reference};
+use common::{config, offset, probability};
+use contract::Split;
 use proptest::prelude::*;
 use rand_xoshiro::rand_core::Rng;
+use support::{data, rng, same, scaled};
 
 /// Mask words of `len` elements from the fast path and from the reference,
 /// which must agree before either is compared with a golden value.
@@ -161,7 +165,8 @@ proptest! {
     #![proptest_config(config(200))]
 
     /// Chunks at arbitrary boundaries, called in any order with matching
-    /// offsets, give what one call gives: every operation.
+    /// offsets, give what one call gives: every operation that draws,
+    /// element-wise over elements and structured over whole outer indices.
     #[test]
     fn chunked_calls_equal_one_call(
         len in 0usize..scaled(9000, 600),
@@ -170,45 +175,27 @@ proptest! {
         p in probability(),
         seed: u64,
         offset in offset(),
+        shape in (0usize..4, 0usize..20, 0usize..6),
     ) {
-        let offset = offset.min(u64::MAX - len as u64);
         let d = Dropout::new(p).unwrap();
-        let xs = data(len, seed);
-        let key = Keyed::new(seed, offset);
-
-        let mut whole = xs.clone();
-        let mut whole_mask = vec![0; mask_words(len)];
-        d.forward_with_mask(Mode::Train, &mut whole, &mut whole_mask, key).unwrap();
-        let whole_mask = Mask::new(whole_mask, len).unwrap();
-
-        let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(len + 1)).collect();
-        bounds.extend([0, len]);
-        bounds.sort_unstable();
-        let mut chunks: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
-        // Any order: shuffle with a seeded generator.
-        let mut shuffle = rng(order_seed);
-        for i in (1..chunks.len()).rev() {
-            chunks.swap(i, (shuffle.next_u64() % (i as u64 + 1)) as usize);
-        }
-
-        let mut pieces = xs.clone();
-        let mut grads = xs.clone();
-        for &(start, end) in &chunks {
-            let chunk_key = key.advanced(start as u64).unwrap();
-            let chunk = &mut pieces[start..end];
-            let mut mask = vec![0; mask_words(chunk.len())];
-            d.forward_with_mask(Mode::Train, chunk, &mut mask, chunk_key).unwrap();
-            let mask = Mask::new(mask, end - start).unwrap();
-            for i in start..end {
-                prop_assert_eq!(mask.get(i - start), whole_mask.get(i), "element {}", i);
+        let (shared, inner, run) = shape;
+        let per_outer = (shared * inner * run).max(1);
+        let units = Units::new(len / per_outer, shared, inner, run).unwrap();
+        for split in [Split::Elements(len), Split::Outer(units)] {
+            let parts = split.parts();
+            let count = split.units(parts).count();
+            let offset = offset.min(u64::MAX - count as u64);
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(parts + 1)).collect();
+            bounds.extend([0, parts]);
+            bounds.sort_unstable();
+            let mut chunks: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+            // Any order: shuffle with a seeded generator.
+            let mut shuffle = rng(order_seed);
+            for i in (1..chunks.len()).rev() {
+                chunks.swap(i, (shuffle.next_u64() % (i as u64 + 1)) as usize);
             }
-            let mut only = vec![0; mask_words(end - start)];
-            d.fill_mask(Mode::Train, end - start, &mut only, chunk_key).unwrap();
-            prop_assert_eq!(only.as_slice(), mask.words());
-            d.backward(Mode::Train, &mut grads[start..end], chunk_key).unwrap();
+            contract::check_chunked(&d, split, Keyed::new(seed, offset), &chunks);
         }
-        prop_assert!(same(&pieces, &whole));
-        prop_assert!(same(&grads, &whole));
     }
 
     /// The decision at a position depends on (seed, p, position) only: a

@@ -1,6 +1,7 @@
 //! SPEC section 2: the packed mask and its helpers.
 
 mod common;
+mod support;
 
 use bitdrop::{Error, Mask, mask_words};
 use common::config;

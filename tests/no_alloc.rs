@@ -1,10 +1,15 @@
-//! No operation allocates: a counting global allocator watches every call.
+//! No operation allocates: a counting global allocator watches every call
+//! of every row of the table of operations, valid and refused, and of the
+//! reference and the mask helpers.
 
-use bitdrop::{Dropout, Keyed, Mask, Mode, mask_words, reference};
+mod support;
+
+use bitdrop::{Dropout, Keyed, Mask, Mode, Units, mask_words, reference};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use support::ops::{Buffers, Case, Level, MaskRole, OPS, Op, Src};
 
 struct Counting;
 
@@ -40,35 +45,94 @@ fn allocations(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(Cell::get) - before
 }
 
+/// A call of a row, with its buffers made before counting.
+struct Run {
+    op: &'static Op,
+    case: usize,
+    src: Src,
+    buffers: Buffers,
+    valid: bool,
+}
+
 #[test]
 fn no_operation_allocates() {
     let n = if cfg!(miri) { 301 } else { 10_037 };
     let xs = vec![1.5f32; n];
-    let mut ys = vec![0.0f32; n];
     let mut out = vec![0.0f32; n];
     let mut mask = vec![0u64; mask_words(n)];
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
     let mut halves = vec![0u32; n.div_ceil(32)];
     let mut back = vec![0u64; mask_words(n)];
+    // Units past a 512-unit chunk, with every axis.
+    let units = if cfg!(miri) {
+        Units::new(2, 2, 37, 2).unwrap()
+    } else {
+        Units::new(3, 2, 700, 2).unwrap()
+    };
     for p in [0.0, 0.1, 0.5, 1.0] {
         for mode in [Mode::Train, Mode::Eval] {
+            let d = Dropout::new(p).unwrap();
             // Across a block edge (a short way into one under Miri).
             let key = Keyed::new(9, if cfg!(miri) { 100 } else { 4093 });
+            let end = Keyed::new(9, u64::MAX);
+            // Element-wise and structured, with a bias and without; and
+            // with a mask too short.
+            let cases: Vec<Case> = [Units::elements(n), units]
+                .into_iter()
+                .flat_map(|units| {
+                    let plain = Case::new(d, mode, units, vec![1.5; units.len()]);
+                    let bias = Case {
+                        bias: Some(vec![0.25; units.dims()[2] * units.dims()[3]]),
+                        ..plain.clone()
+                    };
+                    let short = Case {
+                        mask_len: Some(0),
+                        ..plain.clone()
+                    };
+                    [plain, bias, short]
+                })
+                .collect();
+            // Every row on its level's plain case, and on the case with a
+            // bias or with a short mask if it takes one; from the key, from
+            // the end of the stream (refused if it draws) and from a caller
+            // RNG.
+            let mut runs = Vec::new();
+            for op in OPS {
+                let first = if op.level == Level::Elements { 0 } else { 3 };
+                let reads = [true, op.residual().is_some(), op.mask() != MaskRole::None];
+                let cases_read = cases.iter().enumerate().skip(first).take(3);
+                for ((case, operands), _) in cases_read.zip(reads).filter(|(_, read)| *read) {
+                    let mut srcs = vec![Src::Keyed(key), Src::Keyed(end)];
+                    if !op.keyed_only() {
+                        srcs.push(Src::Rng(7));
+                    }
+                    for src in srcs {
+                        let valid = op.expected_error(operands, src).is_none();
+                        let buffers = Buffers::new(op, operands);
+                        runs.push(Run {
+                            op,
+                            case,
+                            src,
+                            buffers,
+                            valid,
+                        });
+                    }
+                }
+            }
+            assert!(runs.iter().any(|run| !run.valid) && runs.iter().any(|run| run.valid));
+            let mut reference_buffers: Vec<Buffers> =
+                runs.iter().map(|r| r.buffers.clone()).collect();
             let count = allocations(|| {
-                let d = Dropout::new(p).unwrap();
-                ys.copy_from_slice(&xs);
-                d.forward(mode, &mut ys, key).unwrap();
-                d.forward(mode, &mut ys, &mut rng).unwrap();
-                d.forward_to(mode, &xs, &mut out, key).unwrap();
-                d.forward_with_mask(mode, &mut ys, &mut mask, &mut rng)
-                    .unwrap();
-                d.forward_to_with_mask(mode, &xs, &mut out, &mut mask, key)
-                    .unwrap();
-                d.fill_mask(mode, n, &mut mask, key).unwrap();
-                d.apply_mask(mode, &mut ys, &mask).unwrap();
-                d.apply_mask_to(mode, &xs, &mask, &mut out).unwrap();
-                d.backward(mode, &mut ys, key).unwrap();
-                d.backward_to(mode, &xs, &mut out, key).unwrap();
+                for (run, slow) in runs.iter_mut().zip(&mut reference_buffers) {
+                    let case = &cases[run.case];
+                    let result = run.op.call(case, &mut run.buffers, run.src.with(&mut rng));
+                    assert_eq!(result.is_ok(), run.valid, "{}", run.op.name);
+                    // Under Miri, the reference's entry points below only.
+                    if !cfg!(miri) {
+                        let reference = run.op.reference(case, slow, run.src.with(&mut rng));
+                        assert_eq!(reference.is_ok(), run.valid, "{}", run.op.name);
+                    }
+                }
                 let _ = d.forward_to(mode, &xs, &mut out[1..], key).unwrap_err();
                 let view = Mask::new(&mask[..], n).unwrap();
                 let _ = view.kept_count() + view.dropped_count();
@@ -78,6 +142,20 @@ fn no_operation_allocates() {
                 reference::forward_to(&d, mode, &xs, &mut out, key).unwrap();
                 reference::fill_mask(&d, mode, n, &mut mask, &mut rng).unwrap();
                 reference::apply_mask_to(&d, mode, &xs, &mask, &mut out).unwrap();
+                let st = d.structured(units);
+                let ys = &xs[..units.len()];
+                let mut unit_mask = [0u64; 64];
+                reference::structured_forward_to(&st, mode, ys, &mut out[..ys.len()], key).unwrap();
+                reference::structured_fill_mask(&st, mode, &mut unit_mask, &mut rng).unwrap();
+                reference::structured_apply_mask_to(
+                    &st,
+                    mode,
+                    ys,
+                    &unit_mask,
+                    &mut out[..ys.len()],
+                )
+                .unwrap();
+                let _ = reference::keyed_words_drawn(&d, mode, 9, 1);
             });
             assert_eq!(count, 0, "p = {p}, {mode:?}: {count} allocations");
         }

@@ -3,57 +3,80 @@
 
 mod common;
 mod contract;
+mod support;
 
 use bitdrop::{Dropout, Error, Keyed, Mask, Mode, mask_words};
-use common::{any_f32, config, identical, probability, rng, same, same_f32, scaled};
-use contract::exact_numerator;
+use common::{any_f32, config, probability};
 use core::convert::Infallible;
 use proptest::prelude::*;
 use rand_xoshiro::rand_core::TryRng;
+use support::ops::{Buffers, Case, Decision, MaskRole, OPS, Op, Src, shapes};
+use support::{data, exact_numerator, low_bits, rng, same, same_f32, scaled};
 
-/// Runs every data operation on `xs` and returns each output, so that one
-/// property can be checked against all of them.
-fn all_outputs(
-    d: &Dropout,
-    mode: Mode,
-    xs: &[f32],
-    key: Keyed,
-    seed: u64,
-) -> Vec<(String, Vec<f32>)> {
-    let n = xs.len();
+/// One call of a row, and what it left.
+struct Output {
+    op: &'static Op,
+    case: Case,
+    src: Src,
+    after: Buffers,
+    /// Whether it advanced the caller's generator.
+    drew: bool,
+}
+
+/// Runs every row of the table on `xs`, from `key` and from a caller RNG
+/// seeded by `seed`, so that one property can be checked against all of
+/// them: the structured rows on a shape of `xs.len()` elements chosen by
+/// `seed`, the residual rows with a bias (a row of that shape) when `seed`
+/// is odd.
+fn all_outputs(d: &Dropout, mode: Mode, xs: &[f32], key: Keyed, seed: u64) -> Vec<Output> {
+    let shapes = shapes(xs.len());
+    let units = shapes[seed as usize % shapes.len()];
+    let mut case = Case::new(*d, mode, units, xs.to_vec());
+    if seed % 2 == 1 {
+        case.bias = Some(data(units.dims()[3], seed));
+    }
     let mut outputs = Vec::new();
-    let mut push = |name: &str, v: Vec<f32>| outputs.push((name.to_string(), v));
-
-    let mut v = xs.to_vec();
-    d.forward(mode, &mut v, key).unwrap();
-    push("forward keyed", v);
-    let mut v = xs.to_vec();
-    d.forward(mode, &mut v, &mut rng(seed)).unwrap();
-    push("forward rng", v);
-    let mut v = vec![7.0; n];
-    d.forward_to(mode, xs, &mut v, key).unwrap();
-    push("forward_to", v);
-    let mut v = xs.to_vec();
-    let mut mask = vec![0; mask_words(n)];
-    d.forward_with_mask(mode, &mut v, &mut mask, key).unwrap();
-    push("forward_with_mask", v);
-    let mut v = vec![7.0; n];
-    d.forward_to_with_mask(mode, xs, &mut v, &mut mask, &mut rng(seed))
-        .unwrap();
-    push("forward_to_with_mask", v);
-    let mut v = xs.to_vec();
-    d.apply_mask(mode, &mut v, &mask).unwrap();
-    push("apply_mask", v);
-    let mut v = vec![7.0; n];
-    d.apply_mask_to(mode, xs, &mask, &mut v).unwrap();
-    push("apply_mask_to", v);
-    let mut v = xs.to_vec();
-    d.backward(mode, &mut v, key).unwrap();
-    push("backward", v);
-    let mut v = vec![7.0; n];
-    d.backward_to(mode, xs, &mut v, key).unwrap();
-    push("backward_to", v);
+    for op in OPS {
+        let mut srcs = vec![Src::Keyed(key)];
+        if !op.keyed_only() {
+            srcs.push(Src::Rng(seed));
+        }
+        for src in srcs {
+            let mut after = Buffers::new(op, &case);
+            let mut generator = src.rng();
+            op.call(&case, &mut after, src.with(&mut generator))
+                .unwrap_or_else(|e| panic!("{}: {e:?}", op.name));
+            outputs.push(Output {
+                op,
+                case: case.clone(),
+                src,
+                after,
+                drew: generator != src.rng(),
+            });
+        }
+    }
     outputs
+}
+
+impl Output {
+    /// Whether every element the row wrote is what `decision` gives, and
+    /// every mask it wrote says so of every unit (no bits past them).
+    fn all(&self, decision: Decision) -> bool {
+        let (op, case) = (self.op, &self.case);
+        let ys = self.after.get(op.target());
+        let elements = ys
+            .iter()
+            .enumerate()
+            .all(|(i, &y)| op.obeys(case, i, decision, y));
+        let count = op.units(case).count();
+        let kept = |w: usize| match decision {
+            Decision::Drop => 0,
+            Decision::Pass | Decision::Keep => low_bits(count - 64 * w),
+        };
+        let mask = op.mask() != MaskRole::Written
+            || (0..mask_words(count)).all(|w| self.after.mask[w] == kept(w));
+        elements && mask
+    }
 }
 
 proptest! {
@@ -64,8 +87,9 @@ proptest! {
     #[test]
     fn eval_is_identity(xs in prop::collection::vec(any_f32(), 0..scaled(600, 100)), p in probability(), seed: u64) {
         let d = Dropout::new(p).unwrap();
-        for (name, out) in all_outputs(&d, Mode::Eval, &xs, Keyed::new(seed, 0), seed) {
-            prop_assert!(identical(&out, &xs), "{name} changed bits at p = {p}");
+        for out in all_outputs(&d, Mode::Eval, &xs, Keyed::new(seed, 0), seed) {
+            prop_assert!(out.all(Decision::Pass), "{} {:?} changed bits at p = {p}", out.op.name, out.src);
+            prop_assert!(!out.drew, "{}: evaluation drew randomness", out.op.name);
         }
         let mut generator = rng(seed);
         let mut xs2 = xs.clone();
@@ -80,8 +104,9 @@ proptest! {
     fn train_at_zero_is_identity(xs in prop::collection::vec(any_f32(), 0..scaled(600, 100)), seed: u64) {
         for p in [0.0, -0.0] {
             let d = Dropout::new(p).unwrap();
-            for (name, out) in all_outputs(&d, Mode::Train, &xs, Keyed::new(seed, 0), seed) {
-                prop_assert!(identical(&out, &xs), "{name} changed bits at p = {p}");
+            for out in all_outputs(&d, Mode::Train, &xs, Keyed::new(seed, 0), seed) {
+                prop_assert!(out.all(Decision::Pass), "{} {:?} changed bits at p = {p}", out.op.name, out.src);
+                prop_assert!(!out.drew, "{}: p = 0 drew randomness", out.op.name);
             }
             let mut generator = rng(seed);
             d.forward(Mode::Train, &mut xs.clone(), &mut generator).unwrap();
@@ -94,8 +119,9 @@ proptest! {
     #[test]
     fn train_at_one_zeroes(xs in prop::collection::vec(any_f32(), 0..scaled(600, 100)), seed: u64) {
         let d = Dropout::new(1.0).unwrap();
-        for (name, out) in all_outputs(&d, Mode::Train, &xs, Keyed::new(seed, 0), seed) {
-            prop_assert!(out.iter().all(|y| y.to_bits() == 0), "{name} left a non +0.0");
+        for out in all_outputs(&d, Mode::Train, &xs, Keyed::new(seed, 0), seed) {
+            prop_assert!(out.all(Decision::Drop), "{} {:?} left a non +0.0", out.op.name, out.src);
+            prop_assert!(!out.drew, "{}: p = 1 drew randomness", out.op.name);
         }
         let mut generator = rng(seed);
         let mut mask = vec![!0; mask_words(xs.len())];
@@ -317,16 +343,10 @@ fn decisions_are_exact_64_bit_comparisons() {
 }
 
 /// Every error is detected before the first write: outputs, masks and the
-/// caller's generator are untouched.
+/// caller's generator are untouched; the documented error in the
+/// documented order, for every row of the table.
 mod errors {
     use super::*;
-
-    const SENTINEL: f32 = -123.5;
-
-    fn check_untouched(out: &[f32], mask: &[u64]) {
-        assert!(out.iter().all(|&y| y == SENTINEL));
-        assert!(mask.iter().all(|&w| w == 0xDEAD_BEEF));
-    }
 
     proptest! {
         #![proptest_config(config(256))]
@@ -337,92 +357,47 @@ mod errors {
             mismatch: bool,
             short_mask: bool,
             overflow: bool,
+            wrong_shape: bool,
+            wrong_residual: bool,
+            bad_bias: bool,
             p in probability(),
             mode in prop_oneof![Just(Mode::Train), Just(Mode::Eval)],
             seed: u64,
             slack in 0u64..300,
         ) {
             let d = Dropout::new(p).unwrap();
-            let xs = vec![1.0f32; n];
-            let out_len = if mismatch { n + 1 + (seed % 3) as usize } else { n };
-            // Too short by at least one word, or long enough (maybe longer).
-            let mask_len = if short_mask && n > 0 { mask_words(n) - 1 } else { mask_words(n) + (seed % 2) as usize };
-            let short_mask = mask_len < mask_words(n);
-            // Past 2^64 by at least one element, or ending at most at 2^64.
-            let offset = if overflow && n > 1 { u64::MAX - slack % (n as u64 - 1) } else { (u64::MAX - n as u64).wrapping_add(1).saturating_sub(slack) };
-            let overflow = u128::from(offset) + n as u128 > 1 << 64;
-            let key = Keyed::new(seed, offset);
-            let outputs = || vec![SENTINEL; out_len];
-            let inputs = || vec![SENTINEL; n];
-            let masks = || vec![0xDEAD_BEEF_u64; mask_len];
-            let given = vec![!0u64; mask_len];
-
-            let (mut out, mask) = (outputs(), masks());
-            let r = d.forward_to(mode, &xs, &mut out, key);
-            prop_assert_eq!(r.is_err(), mismatch || overflow);
-            if let Err(e) = r {
-                let expected = matches!(e, Error::LengthMismatch { .. } | Error::PositionOverflow { .. });
-                prop_assert!(expected, "wrong error {:?}", e);
-                check_untouched(&out, &mask);
-            }
-
-            let (mut out, mut mask, mut generator) = (outputs(), masks(), rng(seed));
-            let r = d.forward_to_with_mask(mode, &xs, &mut out, &mut mask, &mut generator);
-            prop_assert_eq!(r.is_err(), mismatch || short_mask);
-            if r.is_err() {
-                check_untouched(&out, &mask);
-                prop_assert_eq!(&generator, &rng(seed));
-            }
-
-            let (mut data, mut mask) = (inputs(), masks());
-            let r = d.forward_with_mask(mode, &mut data, &mut mask, key);
-            prop_assert_eq!(r.is_err(), short_mask || overflow);
-            if r.is_err() {
-                check_untouched(&data, &mask);
-            }
-
-            let (mut data, mut generator) = (inputs(), rng(seed));
-            let r = d.forward(mode, &mut data, key);
-            prop_assert_eq!(r.is_err(), overflow);
-            if r.is_err() {
-                check_untouched(&data, &[]);
-            }
-            let r = d.forward(mode, &mut inputs(), &mut generator);
-            prop_assert!(r.is_ok(), "a caller RNG cannot overflow");
-
-            let mut mask = masks();
-            let r = d.fill_mask(mode, n, &mut mask, key);
-            prop_assert_eq!(r.is_err(), short_mask || overflow);
-            if r.is_err() {
-                check_untouched(&[], &mask);
-            }
-
-            let mut data = inputs();
-            let r = d.apply_mask(mode, &mut data, &given);
-            prop_assert_eq!(r.is_err(), short_mask);
-            if r.is_err() {
-                check_untouched(&data, &[]);
-            }
-
-            let mut out = outputs();
-            let r = d.apply_mask_to(mode, &xs, &given, &mut out);
-            prop_assert_eq!(r.is_err(), short_mask || mismatch);
-            if r.is_err() {
-                check_untouched(&out, &[]);
-            }
-
-            let mut data = inputs();
-            let r = d.backward(mode, &mut data, key);
-            prop_assert_eq!(r.is_err(), overflow);
-            if r.is_err() {
-                check_untouched(&data, &[]);
-            }
-
-            let mut out = outputs();
-            let r = d.backward_to(mode, &xs, &mut out, key);
-            prop_assert_eq!(r.is_err(), mismatch || overflow);
-            if r.is_err() {
-                check_untouched(&out, &[]);
+            let shapes = shapes(n);
+            let shape = shapes[seed as usize % shapes.len()];
+            for op in OPS {
+                // Data of the wrong length for the structured rows' units.
+                let mut case = Case::new(d, mode, shape, data(n, seed));
+                if wrong_shape && op.level == support::ops::Level::Units {
+                    case.xs.push(1.0);
+                }
+                let len = case.xs.len();
+                let count = op.units(&case).count();
+                case.out_len = if mismatch { len + 1 + (seed % 3) as usize } else { len };
+                // Too short by at least one word, or long enough (maybe longer).
+                case.mask_len = Some(if short_mask && count > 0 {
+                    mask_words(count) - 1
+                } else {
+                    mask_words(count) + (seed % 2) as usize
+                });
+                case.residual = data(len + 2 * usize::from(wrong_residual), seed ^ 1);
+                // A row that does not divide the data, or one that does.
+                let row = if bad_bias { len + 1 } else { shape.dims()[3] };
+                case.bias = (seed % 4 != 0 || bad_bias).then(|| data(row, seed ^ 2));
+                // Past 2^64 by at least one unit, or ending at most at 2^64.
+                let offset = if overflow && count > 1 {
+                    u64::MAX - slack % (count as u64 - 1)
+                } else {
+                    (u64::MAX - count as u64).wrapping_add(1).saturating_sub(slack)
+                };
+                contract::check_case(op, &case, Src::Keyed(Keyed::new(seed, offset)));
+                if !op.keyed_only() {
+                    // A caller RNG cannot overflow.
+                    contract::check_case(op, &case, Src::Rng(seed));
+                }
             }
         }
     }

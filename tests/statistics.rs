@@ -3,10 +3,12 @@
 //! a bias of a fraction of a percent where the sample is large).
 
 mod common;
+mod support;
 
 use bitdrop::{Dropout, Keyed, Mask, Mode, mask_words};
-use common::{config, rng, scaled};
+use common::config;
 use proptest::prelude::*;
+use support::{rng, scaled};
 
 const BOUND: f64 = 6.0;
 

@@ -2,7 +2,6 @@
 //! word count (`reference::keyed_words_drawn`).
 #![no_main]
 
-#[path = "../../tests/contract/mod.rs"]
-mod contract;
+use bitdrop_fuzz::contract;
 
 libfuzzer_sys::fuzz_target!(|input: contract::Chunked| contract::check_chunks(&input));

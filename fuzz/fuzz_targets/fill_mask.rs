@@ -1,10 +1,8 @@
 //! `Dropout::fill_mask` (and the reference it must equal) on arbitrary calls.
 #![no_main]
 
-#[path = "../../tests/contract/mod.rs"]
-mod contract;
+use bitdrop_fuzz::{contract, support::ops};
 
-libfuzzer_sys::fuzz_target!(|call: contract::Call| contract::check_call(
-    &call,
-    contract::Op::FillMask
-));
+libfuzzer_sys::fuzz_target!(|call: contract::Call| {
+    contract::check_call(&call, ops::op("fill_mask"))
+});

@@ -1,8 +1,7 @@
 //! `Dropout::new`, its getters and `Keyed::advanced` on arbitrary input.
 #![no_main]
 
-#[path = "../../tests/contract/mod.rs"]
-mod contract;
+use bitdrop_fuzz::contract;
 
 libfuzzer_sys::fuzz_target!(|input: (u32, u64, u64, u64)| {
     let (p_bits, seed, offset, step) = input;

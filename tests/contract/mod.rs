@@ -1,24 +1,28 @@
 //! The contract of every public entry point, checked on arbitrary input.
 //!
-//! Shared by the cargo-fuzz targets in `fuzz/` (which include this file by
-//! path) and by `tests/fuzz_contract.rs`, which replays the committed corpus
-//! and random inputs through the same checks on every `cargo test`. Each
+//! Shared by the cargo-fuzz targets in `fuzz/` (whose library,
+//! `fuzz/src/lib.rs`, includes this file and `tests/support` by path) and
+//! by the tests: `tests/fuzz_contract.rs`
+//! replays the committed corpus and random inputs through the same checks
+//! on every `cargo test`, and the error tests call [`check_case`]. Each
 //! check asserts what SPEC.md promises, not only the absence of a panic:
 //! errors exactly where they are due and nothing written then, identity in
 //! evaluation mode, `+0.0` for dropped and `x * s` for kept elements,
-//! equality with the scalar reference, chunked calls equal to one call.
+//! equality with the scalar reference, chunked calls equal to one call;
+//! for every row of the table of operations (`tests/support/ops.rs`).
 #![allow(dead_code)]
 
+use crate::support::ops::{
+    self, Buffers, Case, Decision, Level, MASK_SENTINEL, MaskRole, OPS, Op, Plan, Src, Target,
+    unit_of,
+};
+use crate::support::{EDGE_P, bit, data, divisors, exact_numerator, identical, low_bits, same};
 use arbitrary::Arbitrary;
-use bitdrop::{Dropout, Error, Keyed, Mask, Mode, mask_words, reference};
-use rand_xoshiro::Xoshiro256PlusPlus;
-use rand_xoshiro::rand_core::SeedableRng;
+use bitdrop::{Dropout, Error, Keyed, Mask, Mode, Units, mask_words, reference};
 
 /// Longest input slice: enough to cross several 512-element chunks and a
 /// 4096-position block, small enough for the reference to keep up.
-const MAX_LEN: usize = if cfg!(miri) { 300 } else { 9000 };
-const SENTINEL: u32 = 0x7FC0_DEAD;
-const MASK_SENTINEL: u64 = 0xDEAD_BEEF_DEAD_BEEF;
+pub const MAX_LEN: usize = if cfg!(miri) { 300 } else { 9000 };
 
 /// A drop probability: any bit pattern, an edge value, or a fraction.
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -30,21 +34,9 @@ pub enum P {
 
 impl P {
     pub fn value(self) -> f32 {
-        const EDGES: [f32; 10] = [
-            0.0,
-            -0.0,
-            1.0,
-            0.5,
-            0.1,
-            0.9,
-            1e-45,
-            4.547_474e-13,
-            0.999_999_94,
-            5.421_011e-20,
-        ];
         match self {
             P::Bits(bits) => f32::from_bits(bits),
-            P::Edge(i) => EDGES[i as usize % EDGES.len()],
+            P::Edge(i) => EDGE_P[i as usize % EDGE_P.len()],
             P::Fraction(x) => (f64::from(x) / 4_294_967_296.0) as f32,
         }
     }
@@ -96,8 +88,57 @@ pub enum Source {
     Rng { seed: u64 },
 }
 
-/// One call of a data operation: `len` elements, the bit patterns of `data`
-/// repeated (so that long slices cost the fuzzer few bytes).
+/// The units of a structured call: `[outer, shared, inner, run]`, each
+/// small (zero from a zero byte only), halved while there are more than
+/// [`MAX_LEN`] elements.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub struct Shape(pub [u8; 4]);
+
+impl Shape {
+    pub fn units(self) -> Units {
+        let dim = |byte: u8, max: u8| usize::from(byte.min(1) + byte.saturating_sub(1) % max);
+        let [o, s, i, r] = self.0;
+        let mut dims = [dim(o, 4), dim(s, 4), dim(i, 129), dim(r, 8)];
+        while dims.iter().product::<usize>() > MAX_LEN {
+            let largest = (0..4).max_by_key(|&k| dims[k]).expect("four dimensions");
+            dims[largest] /= 2;
+        }
+        let [o, s, i, r] = dims;
+        Units::new(o, s, i, r).expect("a small shape")
+    }
+}
+
+/// The bias of a residual call: none, a row length that divides the data
+/// (any, of empty data), any length (which may not divide it), or empty.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum Bias {
+    None,
+    Row(u8),
+    Length(u8),
+    Empty,
+}
+
+impl Bias {
+    pub fn len(self, n: usize) -> Option<usize> {
+        match self {
+            Bias::None => None,
+            Bias::Row(k) if n == 0 => Some(usize::from(k % 8) + 1),
+            Bias::Row(k) => {
+                let divisors = divisors(n);
+                Some(divisors[usize::from(k) % divisors.len()])
+            }
+            Bias::Length(k) => Some(usize::from(k)),
+            Bias::Empty => Some(0),
+        }
+    }
+}
+
+/// One call of a data operation. Element-wise rows take the bit patterns
+/// of `data` as their input; structured rows take `units` and `shape.apply(units.len())`
+/// elements, the bit patterns of `data` repeated (so that long slices cost
+/// the fuzzer few bytes). Residual rows add a residual of
+/// `residual.apply(len)` elements, the bit patterns of `residual_data`
+/// repeated, and `bias`.
 #[derive(Arbitrary, Debug)]
 pub struct Call {
     pub p: P,
@@ -107,49 +148,22 @@ pub struct Call {
     pub out: Delta,
     pub mask: Delta,
     pub source: Source,
+    pub units: Shape,
+    pub shape: Delta,
+    pub residual: Delta,
+    pub bias: Bias,
+    pub residual_data: Vec<u32>,
 }
 
-/// The forward family of operations.
-#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Forward,
-    ForwardTo,
-    ForwardWithMask,
-    ForwardToWithMask,
-    FillMask,
-    Backward,
-    BackwardTo,
-    ApplyMask,
-    ApplyMaskTo,
-}
-
-impl Op {
-    fn writes_out(self) -> bool {
-        matches!(
-            self,
-            Op::ForwardTo | Op::ForwardToWithMask | Op::BackwardTo | Op::ApplyMaskTo
-        )
+/// `len` values: the bit patterns of `bits` repeated from index `from`, or
+/// deterministic data if there are none.
+fn repeat(bits: &[u32], len: usize, from: usize) -> Vec<f32> {
+    if bits.is_empty() {
+        return data(len, from as u64);
     }
-    fn uses_mask(self) -> bool {
-        matches!(
-            self,
-            Op::ForwardWithMask
-                | Op::ForwardToWithMask
-                | Op::FillMask
-                | Op::ApplyMask
-                | Op::ApplyMaskTo
-        )
-    }
-    fn draws(self) -> bool {
-        !matches!(self, Op::ApplyMask | Op::ApplyMaskTo)
-    }
-    fn keyed_only(self) -> bool {
-        matches!(self, Op::Backward | Op::BackwardTo)
-    }
-}
-
-pub fn same_f32(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    (0..len)
+        .map(|i| f32::from_bits(bits[(i + from) % bits.len()]))
+        .collect()
 }
 
 /// Validates `p` the way SPEC 1.1 says; `None` when it is rightly refused.
@@ -172,294 +186,170 @@ fn dropout(p: f32) -> Option<Dropout> {
     }
 }
 
-/// The decisions of one call: `Some(mask words)` when the call draws.
-enum Expected {
-    Identity,
-    Zero,
-    Masked(Vec<u64>),
+/// Checks one data operation against the contract on a fuzzer's call.
+pub fn check_call(call: &Call, op: &Op) {
+    if let Some((case, src)) = case_of(call, op) {
+        check_case(op, &case, src);
+    }
 }
 
-/// Checks one data operation against the contract.
-pub fn check_call(call: &Call, op: Op) {
-    let Some(d) = dropout(call.p.value()) else {
-        return;
-    };
+/// The operands and the source of `op` that `call` describes, if its `p` is
+/// valid (which [`dropout`] checks).
+pub fn case_of(call: &Call, op: &Op) -> Option<(Case, Src)> {
+    let d = dropout(call.p.value())?;
     let mode = if call.train { Mode::Train } else { Mode::Eval };
-    let xs: Vec<f32> = call
-        .data
-        .iter()
-        .take(MAX_LEN)
-        .map(|&b| f32::from_bits(b))
-        .collect();
+    let (units, xs) = match op.level {
+        Level::Elements => {
+            let xs: Vec<f32> = call
+                .data
+                .iter()
+                .take(MAX_LEN)
+                .map(|&b| f32::from_bits(b))
+                .collect();
+            (Units::elements(xs.len()), xs)
+        }
+        Level::Units => {
+            let units = call.units.units();
+            (units, repeat(&call.data, call.shape.apply(units.len()), 0))
+        }
+    };
     let n = xs.len();
-    let out_len = if op.writes_out() {
-        call.out.apply(n)
-    } else {
-        n
-    };
-    let mask_len = call.mask.apply(mask_words(n));
-    let source = match (call.source, op.keyed_only()) {
-        (Source::Rng { seed }, true) => Source::Keyed {
-            seed,
-            offset: Offset::Small(0),
+    let residual = op.residual().is_some();
+    let residual_len = if residual { call.residual.apply(n) } else { n };
+    let bias = call.bias.len(n).filter(|_| residual);
+    let case = Case {
+        dropout: d,
+        mode,
+        units,
+        residual: repeat(&call.residual_data, residual_len, 0),
+        bias: bias.map(|len| repeat(&call.residual_data, len, 1)),
+        out_len: if op.writes_out() {
+            call.out.apply(n)
+        } else {
+            n
         },
-        (source, _) => source,
+        mask_len: Some(call.mask.apply(mask_words(units.count()))),
+        given: n as u64,
+        xs,
     };
-    // A given mask, for the apply operations: decided by the source.
-    let given: Vec<u64> = {
-        let mut words = vec![0; mask_len.max(mask_words(n))];
-        let _ = d.fill_mask(Mode::Train, n, &mut words, Keyed::new(n as u64, 0));
-        words.truncate(mask_len);
-        words
+    let src = match (call.source, op.keyed_only()) {
+        (Source::Rng { seed }, true) => Src::Keyed(Keyed::new(seed, 0)),
+        (Source::Rng { seed }, false) => Src::Rng(seed),
+        (Source::Keyed { seed, offset }, _) => Src::Keyed(Keyed::new(seed, offset.value())),
     };
+    Some((case, src))
+}
 
-    let mismatch = op.writes_out() && out_len != n;
-    let short = op.uses_mask() && mask_len < mask_words(n);
-    let overflow = op.draws()
-        && matches!(source, Source::Keyed { offset, .. } if u128::from(offset.value()) + n as u128 > 1 << 64);
+/// Checks one call of `op` on `case` with `src` against the contract: the
+/// error due, if one is, with nothing written and nothing drawn, and the
+/// reference refusing it too; else the reference's result and RNG
+/// consumption, and the documented rule element by element.
+pub fn check_case(op: &Op, case: &Case, src: Src) {
+    let name = op.name;
+    let before = Buffers::new(op, case);
+    let rng_before = src.rng();
+    let mut fast = before.clone();
+    let mut fast_rng = rng_before.clone();
+    let result = op.call(case, &mut fast, src.with(&mut fast_rng));
 
-    let mut data = xs.clone();
-    let mut out = vec![f32::from_bits(SENTINEL); out_len];
-    let mut mask = if matches!(op, Op::ApplyMask | Op::ApplyMaskTo) {
-        given.clone()
-    } else {
-        vec![MASK_SENTINEL; mask_len]
-    };
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(match source {
-        Source::Rng { seed } => seed,
-        Source::Keyed { seed, .. } => seed,
-    });
-    let rng_before = rng.clone();
-    let result = run(
-        &d, mode, op, source, &xs, &mut data, &mut out, &mut mask, &mut rng,
+    if let Some(error) = op.expected_error(case, src) {
+        assert_eq!(
+            result,
+            Err(error),
+            "{name}: wrong result of an invalid call"
+        );
+        assert!(fast.identical(&before), "{name}: an error wrote");
+        assert_eq!(fast_rng, rng_before, "{name}: an error drew randomness");
+        if op.one_reference_call() {
+            let mut slow = before.clone();
+            let mut slow_rng = rng_before.clone();
+            let refused = op.reference(case, &mut slow, src.with(&mut slow_rng));
+            assert_eq!(refused, Err(error), "{name}: the reference's answer");
+            assert!(
+                slow.identical(&before),
+                "{name}: the reference wrote on error"
+            );
+            assert_eq!(slow_rng, rng_before, "{name}: the reference drew on error");
+        }
+        return;
+    }
+    result.unwrap_or_else(|e| panic!("{name}: valid call failed with {e:?}"));
+
+    // The SIMD path equals the scalar reference, buffers and RNG.
+    let mut slow = before.clone();
+    let mut slow_rng = rng_before.clone();
+    op.reference(case, &mut slow, src.with(&mut slow_rng))
+        .unwrap_or_else(|e| panic!("{name}: the reference refused a valid call: {e:?}"));
+    assert!(fast.same(&slow), "{name}: differs from the reference");
+    assert_eq!(
+        fast_rng, slow_rng,
+        "{name}: RNG consumption differs from the reference"
     );
 
-    if mismatch || short || overflow {
-        let e = result.expect_err("an invalid call succeeded");
-        let allowed = (mismatch
-            && matches!(e, Error::LengthMismatch { input, output } if input == n && output == out_len))
-            || (short
-                && matches!(e, Error::MaskTooShort { needed, found } if needed == mask_words(n) && found == mask_len))
-            || (overflow && matches!(e, Error::PositionOverflow { len, .. } if len == n));
-        assert!(allowed, "{op:?}: unexpected {e:?}");
-        assert!(identical(&data, &xs), "{op:?}: an error wrote the data");
-        assert!(
-            out.iter().all(|y| y.to_bits() == SENTINEL),
-            "{op:?}: an error wrote the output"
-        );
-        if !matches!(op, Op::ApplyMask | Op::ApplyMaskTo) {
+    // Nothing written but the row's result (and mask).
+    for target in [Target::Data, Target::Out, Target::Residual] {
+        if target != op.target() {
             assert!(
-                mask.iter().all(|&w| w == MASK_SENTINEL),
-                "{op:?}: an error wrote the mask"
+                identical(fast.get(target), before.get(target)),
+                "{name}: wrote {target:?}"
             );
         }
-        assert_eq!(rng, rng_before, "{op:?}: an error drew randomness");
-        check_reference_refuses(&d, mode, op, source, &xs, out_len, &mask);
-        return;
     }
-    result.unwrap_or_else(|e| panic!("{op:?}: valid call failed with {e:?}"));
-    let result_data = if op.writes_out() { &out } else { &data };
-    if op.writes_out() {
-        assert!(identical(&data, &xs), "{op:?}: the input changed");
+    if op.mask() != MaskRole::Written {
+        assert_eq!(fast.mask, before.mask, "{name}: wrote its mask");
     }
 
-    // What the reference says the decisions are.
-    let p = d.p();
-    let expected = if mode == Mode::Eval || p == 0.0 {
-        Expected::Identity
-    } else if p == 1.0 {
-        Expected::Zero
-    } else if matches!(op, Op::ApplyMask | Op::ApplyMaskTo) {
-        Expected::Masked(given.clone())
-    } else {
-        let mut words = vec![0; mask_words(n)];
-        let mut reference_rng = rng_before.clone();
-        match source {
-            Source::Keyed { seed, offset } => {
-                reference::fill_mask(&d, mode, n, &mut words, Keyed::new(seed, offset.value()))
-            }
-            Source::Rng { .. } => reference::fill_mask(&d, mode, n, &mut words, &mut reference_rng),
-        }
-        .expect("the reference refused a valid call");
-        if let Source::Rng { .. } = source {
-            assert_eq!(
-                rng, reference_rng,
-                "{op:?}: RNG consumption differs from the reference"
-            );
-        }
-        Expected::Masked(words)
+    // The decisions, and the rule applied element by element.
+    let units = op.units(case);
+    let count = units.count();
+    let needed = mask_words(count);
+    let plan = case.plan();
+    let words: Vec<u64> = match plan {
+        Plan::Identity => (0..needed).map(|w| low_bits(count - 64 * w)).collect(),
+        Plan::DropAll => vec![0; needed],
+        Plan::Random => match op.mask() {
+            MaskRole::Read => before.mask[..needed].to_vec(),
+            MaskRole::Written => slow.mask[..needed].to_vec(),
+            MaskRole::None => op.reference_decisions(case, src),
+        },
     };
-
-    if matches!(expected, Expected::Identity | Expected::Zero) {
+    if plan != Plan::Random {
         assert_eq!(
-            rng, rng_before,
-            "{op:?}: drew randomness without deciding anything"
+            fast_rng, rng_before,
+            "{name}: drew randomness without deciding anything"
         );
     }
-    if op != Op::FillMask {
-        match &expected {
-            Expected::Identity => assert!(identical(result_data, &xs), "{op:?}: not the identity"),
-            Expected::Zero => assert!(
-                result_data.iter().all(|y| y.to_bits() == 0),
-                "{op:?}: p = 1 left non-zeros"
-            ),
-            Expected::Masked(words) => {
-                let m = Mask::new(&words[..], n).expect("mask length");
-                for (i, (&x, &y)) in xs.iter().zip(result_data).enumerate() {
-                    if m.get(i) == Some(true) {
-                        assert!(same_f32(y, x * d.scale()), "{op:?}: kept {x} became {y}");
-                    } else {
-                        assert_eq!(y.to_bits(), 0, "{op:?}: dropped {x} became {y}");
-                    }
-                }
-                // The SIMD path equals the scalar reference on the data too.
-                // (Under Miri the keyed reference's decisions are `words`
-                // already: regenerating them would double the run.)
-                let mut reference_out = vec![0.0; n];
-                match (op, source) {
-                    (Op::ApplyMask | Op::ApplyMaskTo, _) | (_, Source::Keyed { .. })
-                        if cfg!(miri) || !op.draws() =>
-                    {
-                        reference::apply_mask_to(&d, mode, &xs, words, &mut reference_out)
-                    }
-                    (_, Source::Keyed { seed, offset }) => reference::forward_to(
-                        &d,
-                        mode,
-                        &xs,
-                        &mut reference_out,
-                        Keyed::new(seed, offset.value()),
-                    ),
-                    (_, Source::Rng { .. }) => reference::forward_to(
-                        &d,
-                        mode,
-                        &xs,
-                        &mut reference_out,
-                        &mut rng_before.clone(),
-                    ),
-                }
-                .expect("the reference refused a valid call");
-                assert!(
-                    result_data
-                        .iter()
-                        .zip(&reference_out)
-                        .all(|(&a, &b)| same_f32(a, b)),
-                    "{op:?}: differs from the reference"
-                );
-            }
-        }
+    let ys = fast.get(op.target());
+    for (e, &y) in ys.iter().enumerate() {
+        let decision = match plan {
+            Plan::Identity => Decision::Pass,
+            Plan::DropAll => Decision::Drop,
+            Plan::Random if bit(&words, unit_of(&units, e)) => Decision::Keep,
+            Plan::Random => Decision::Drop,
+        };
+        assert!(
+            op.obeys(case, e, decision, y),
+            "{name}: element {e} ({decision:?}) of x = {} became {y}, not {}",
+            case.xs[e],
+            op.rule(case, e, decision),
+        );
     }
-    if op.uses_mask() && !matches!(op, Op::ApplyMask | Op::ApplyMaskTo) {
-        let (written, rest) = mask.split_at(mask_words(n));
+    if op.mask() == MaskRole::Written {
+        let (written, rest) = fast.mask.split_at(needed);
         assert!(
             rest.iter().all(|&w| w == MASK_SENTINEL),
-            "{op:?}: wrote past the mask's words"
+            "{name}: wrote past the mask's words"
         );
-        let expected_words: Vec<u64> = match &expected {
-            Expected::Identity => (0..mask_words(n)).map(|i| low_bits(n - 64 * i)).collect(),
-            Expected::Zero => vec![0; mask_words(n)],
-            Expected::Masked(words) => words.clone(),
-        };
-        assert_eq!(written, &expected_words[..], "{op:?}: wrong mask");
+        assert_eq!(written, &words[..], "{name}: wrong mask");
+        if !count.is_multiple_of(64) {
+            assert_eq!(written[needed - 1] >> (count % 64), 0, "{name}: tail bits");
+        }
     }
 }
 
-/// The reference's entry points refuse the same calls, writing nothing.
-fn check_reference_refuses(
-    d: &Dropout,
-    mode: Mode,
-    op: Op,
-    source: Source,
-    xs: &[f32],
-    out_len: usize,
-    mask: &[u64],
-) {
-    let mut out = vec![f32::from_bits(SENTINEL); out_len];
-    let mut words = vec![MASK_SENTINEL; mask.len()];
-    let key = match source {
-        Source::Keyed { seed, offset } => Keyed::new(seed, offset.value()),
-        Source::Rng { seed } => Keyed::new(seed, 0),
-    };
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
-    let result = match (op, source) {
-        (Op::ForwardTo, Source::Keyed { .. }) => reference::forward_to(d, mode, xs, &mut out, key),
-        (Op::ForwardTo, Source::Rng { .. }) => {
-            reference::forward_to(d, mode, xs, &mut out, &mut rng)
-        }
-        (Op::FillMask, Source::Keyed { .. }) => {
-            reference::fill_mask(d, mode, xs.len(), &mut words, key)
-        }
-        (Op::FillMask, Source::Rng { .. }) => {
-            reference::fill_mask(d, mode, xs.len(), &mut words, &mut rng)
-        }
-        (Op::ApplyMaskTo, _) => reference::apply_mask_to(d, mode, xs, mask, &mut out),
-        _ => return,
-    };
-    assert!(
-        result.is_err(),
-        "{op:?}: the reference accepted an invalid call"
-    );
-    assert!(
-        out.iter().all(|y| y.to_bits() == SENTINEL),
-        "{op:?}: the reference wrote on error"
-    );
-    assert!(
-        words.iter().all(|&w| w == MASK_SENTINEL),
-        "{op:?}: the reference wrote on error"
-    );
-    assert_eq!(
-        rng,
-        Xoshiro256PlusPlus::seed_from_u64(0),
-        "{op:?}: the reference drew on error"
-    );
-}
-
-fn low_bits(bits: usize) -> u64 {
-    if bits >= 64 { !0 } else { (1 << bits) - 1 }
-}
-
-fn identical(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-}
-
-/// Calls `op`; `data` is the in-place buffer, `out` the output buffer.
-#[allow(clippy::too_many_arguments)]
-fn run(
-    d: &Dropout,
-    mode: Mode,
-    op: Op,
-    source: Source,
-    xs: &[f32],
-    data: &mut [f32],
-    out: &mut [f32],
-    mask: &mut [u64],
-    rng: &mut Xoshiro256PlusPlus,
-) -> Result<(), Error> {
-    macro_rules! with_source {
-        ($call:ident, $($arg:expr),*) => {
-            match source {
-                Source::Keyed { seed, offset } => d.$call($($arg),*, Keyed::new(seed, offset.value())),
-                Source::Rng { .. } => d.$call($($arg),*, &mut *rng),
-            }
-        };
-    }
-    let keyed = match source {
-        Source::Keyed { seed, offset } => Keyed::new(seed, offset.value()),
-        Source::Rng { seed } => Keyed::new(seed, 0),
-    };
-    match op {
-        Op::Forward => with_source!(forward, mode, data),
-        Op::ForwardTo => with_source!(forward_to, mode, xs, out),
-        Op::ForwardWithMask => with_source!(forward_with_mask, mode, data, mask),
-        Op::ForwardToWithMask => with_source!(forward_to_with_mask, mode, xs, out, mask),
-        Op::FillMask => with_source!(fill_mask, mode, xs.len(), mask),
-        Op::Backward => d.backward(mode, data, keyed),
-        Op::BackwardTo => d.backward_to(mode, xs, out, keyed),
-        Op::ApplyMask => d.apply_mask(mode, data, mask),
-        Op::ApplyMaskTo => d.apply_mask_to(mode, xs, mask, out),
-    }
-}
-
-/// Chunks of a keyed call, in any order, equal one call.
+/// Chunks of a keyed call, in any order, equal one call: element-wise
+/// over `len` elements cut anywhere, structured over units of `shape`
+/// (`[shared, inner, run]`) cut between outer indices.
 #[derive(Arbitrary, Debug)]
 pub struct Chunked {
     pub p: P,
@@ -468,6 +358,7 @@ pub struct Chunked {
     pub len: u16,
     pub cuts: Vec<u16>,
     pub order: u64,
+    pub shape: [u8; 3],
 }
 
 pub fn check_chunks(input: &Chunked) {
@@ -475,63 +366,151 @@ pub fn check_chunks(input: &Chunked) {
         return;
     };
     let n = usize::from(input.len) % MAX_LEN;
-    // Keep the call inside the stream: offset + n <= 2^64.
-    let offset = input
-        .offset
-        .value()
-        .min((u64::MAX - n as u64).saturating_add(1));
-    let key = Keyed::new(input.seed, offset);
-    let xs: Vec<f32> = (0..n).map(|i| i as f32 - 100.0).collect();
-    let mut whole = xs.clone();
-    let mut whole_mask = vec![0; mask_words(n)];
-    d.forward_with_mask(Mode::Train, &mut whole, &mut whole_mask, key)
-        .expect("valid call");
-    let mut bounds: Vec<usize> = input
-        .cuts
-        .iter()
-        .map(|&c| usize::from(c) % (n + 1))
-        .collect();
-    bounds.extend([0, n]);
-    bounds.sort_unstable();
-    let mut chunks: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
-    // Any order: rotate and reverse by the input.
-    let len = chunks.len().max(1);
-    chunks.rotate_left(input.order as usize % len);
-    if input.order & 1 == 1 {
-        chunks.reverse();
-    }
-    let mut pieces = xs.clone();
-    let whole_mask = Mask::new(&whole_mask[..], n).expect("mask length");
-    // An empty chunk decides nothing (and at the very end its first
-    // position, 2^64, has no key).
-    for (start, end) in chunks.into_iter().filter(|(start, end)| start < end) {
-        let chunk_key = key.advanced(start as u64).expect("inside the stream");
-        let mut words = vec![0; mask_words(end - start)];
-        d.fill_mask(Mode::Train, end - start, &mut words, chunk_key)
-            .expect("valid call");
-        let m = Mask::new(&words[..], end - start).expect("mask length");
-        for i in start..end {
-            assert_eq!(
-                m.get(i - start),
-                whole_mask.get(i),
-                "decision {i} differs in chunk {start}..{end}"
+    let [shared, inner, run] = input.shape.map(usize::from);
+    let (shared, inner, run) = (shared % 4, inner % 20, run % 6);
+    let per_outer = shared * inner * run;
+    let outer = n.checked_div(per_outer).unwrap_or(n % 70);
+    let units = Units::new(outer, shared, inner, run).expect("a small shape");
+    for split in [Split::Elements(n), Split::Outer(units)] {
+        let parts = split.parts();
+        let count = split.units(parts).count();
+        // Keep the call inside the stream: offset + count <= 2^64.
+        let offset = input
+            .offset
+            .value()
+            .min((u64::MAX - count as u64).saturating_add(1));
+        let key = Keyed::new(input.seed, offset);
+        let mut bounds: Vec<usize> = input
+            .cuts
+            .iter()
+            .map(|&c| usize::from(c) % (parts + 1))
+            .collect();
+        bounds.extend([0, parts]);
+        bounds.sort_unstable();
+        let mut chunks: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+        // Any order: rotate and reverse by the input.
+        let len = chunks.len().max(1);
+        chunks.rotate_left(input.order as usize % len);
+        if input.order & 1 == 1 {
+            chunks.reverse();
+        }
+        check_chunked(&d, split, key, &chunks);
+        if count > 0 {
+            // The stream's cost is defined for the block of the first position.
+            let block = offset / 4096;
+            let words = reference::keyed_words_drawn(&d, Mode::Train, input.seed, block);
+            assert!(
+                words.is_multiple_of(8) && words <= 8 * 64 * 8,
+                "{words} words for a block"
             );
         }
-        d.forward(Mode::Train, &mut pieces[start..end], chunk_key)
-            .expect("valid call");
     }
-    assert!(
-        pieces.iter().zip(&whole).all(|(&a, &b)| same_f32(a, b)),
-        "chunked output differs"
-    );
-    if n > 0 {
-        // The stream's cost is defined for the block of the first position.
-        let block = offset / 4096;
-        let words = reference::keyed_words_drawn(&d, Mode::Train, input.seed, block);
+}
+
+/// How a call is cut into chunks.
+#[derive(Clone, Copy, Debug)]
+pub enum Split {
+    /// `n` elements, a unit each (the element-wise rows), cut anywhere.
+    Elements(usize),
+    /// The units of the structured rows, cut between outer indices: whole
+    /// outer indices `a..b` are units again, `[b - a, shared, inner, run]`,
+    /// and their first unit is `a * inner`.
+    Outer(Units),
+}
+
+impl Split {
+    pub fn level(self) -> Level {
+        match self {
+            Split::Elements(_) => Level::Elements,
+            Split::Outer(_) => Level::Units,
+        }
+    }
+
+    /// The places to cut between: elements, or outer indices.
+    pub fn parts(self) -> usize {
+        match self {
+            Split::Elements(n) => n,
+            Split::Outer(units) => units.dims()[0],
+        }
+    }
+
+    /// The units of `parts` consecutive parts.
+    pub fn units(self, parts: usize) -> Units {
+        match self {
+            Split::Elements(_) => Units::elements(parts),
+            Split::Outer(units) => {
+                let [_, shared, inner, run] = units.dims();
+                Units::new(parts, shared, inner, run).expect("a part of a shape")
+            }
+        }
+    }
+}
+
+/// Every row of `split`'s level that draws, called once over everything
+/// and once per chunk (`(a, b)`: parts `a..b`, in the order given) with
+/// the key advanced to the chunk's first unit: the outputs and the masks
+/// agree. The rows agree among themselves too: every mask written is the
+/// same, and so is every output of the rows without a residual.
+pub fn check_chunked(d: &Dropout, split: Split, key: Keyed, chunks: &[(usize, usize)]) {
+    let all = split.units(split.parts());
+    let (n, count) = (all.len(), all.count());
+    let elements_per_part = split.units(1).len();
+    let units_per_part = split.units(1).count();
+    let case = Case::new(*d, Mode::Train, all, data(n, key.seed()));
+    let mut decisions: Option<Vec<bool>> = None;
+    let mut output: Option<Vec<f32>> = None;
+    for op in OPS
+        .iter()
+        .filter(|op| op.level == split.level() && op.draws())
+    {
+        let name = op.name;
+        let target = op.target();
+        let mut whole = Buffers::new(op, &case);
+        op.call(&case, &mut whole, ops::Source::Keyed(key))
+            .unwrap_or_else(|e| panic!("{name}: valid call failed with {e:?}"));
+        let mut pieces = vec![0.0; whole.get(target).len()];
+        let mut bits = vec![false; count];
+        // An empty chunk decides nothing (and at the very end its first
+        // position, 2^64, has no key).
+        for &(a, b) in chunks.iter().filter(|(a, b)| a < b) {
+            let elements = a * elements_per_part..b * elements_per_part;
+            let chunk = Case {
+                units: split.units(b - a),
+                xs: case.xs[elements.clone()].to_vec(),
+                residual: case.residual[elements.clone()].to_vec(),
+                out_len: elements.len(),
+                ..Case::new(*d, Mode::Train, all, Vec::new())
+            };
+            let first = a * units_per_part;
+            let chunk_key = key.advanced(first as u64).expect("inside the stream");
+            let mut bufs = Buffers::new(op, &chunk);
+            op.call(&chunk, &mut bufs, ops::Source::Keyed(chunk_key))
+                .unwrap_or_else(|e| panic!("{name}: valid chunk failed with {e:?}"));
+            if target != Target::Nothing {
+                pieces[elements].copy_from_slice(bufs.get(target));
+            }
+            for u in 0..(b - a) * units_per_part {
+                bits[first + u] = bit(&bufs.mask, u);
+            }
+        }
         assert!(
-            words.is_multiple_of(8) && words <= 8 * 64 * 8,
-            "{words} words for a block"
+            same(&pieces, whole.get(target)),
+            "{name}: chunked output differs"
         );
+        if op.mask() == MaskRole::Written {
+            let whole_bits: Vec<bool> = (0..count).map(|u| bit(&whole.mask, u)).collect();
+            assert_eq!(bits, whole_bits, "{name}: chunked decisions differ");
+            match &decisions {
+                None => decisions = Some(whole_bits),
+                Some(first) => assert_eq!(first, &whole_bits, "{name}: decides otherwise"),
+            }
+        }
+        if op.residual().is_none() && target != Target::Nothing {
+            match &output {
+                None => output = Some(whole.get(target).to_vec()),
+                Some(first) => assert!(same(first, whole.get(target)), "{name}: output differs"),
+            }
+        }
     }
 }
 
@@ -622,24 +601,5 @@ pub fn check_config(p_bits: u32, seed: u64, offset: u64, step: u64) {
             u128::from(offset) + u128::from(step)
         ),
         None => assert!(u128::from(offset) + u128::from(step) > u128::from(u64::MAX)),
-    }
-}
-
-/// floor(p * 2^64) from p's mantissa and exponent, no float arithmetic.
-pub fn exact_numerator(p: f32) -> u128 {
-    let bits = p.to_bits();
-    let exponent = (bits >> 23 & 0xFF) as i32;
-    let fraction = u128::from(bits & 0x7F_FFFF);
-    // p = mantissa * 2^power
-    let (mantissa, power) = if exponent == 0 {
-        (fraction, -149)
-    } else {
-        (fraction | 1 << 23, exponent - 150)
-    };
-    let shift = power + 64;
-    if shift >= 0 {
-        mantissa << shift
-    } else {
-        mantissa >> -shift
     }
 }

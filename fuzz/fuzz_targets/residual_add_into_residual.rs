@@ -1,0 +1,9 @@
+//! `Dropout::residual_add` with `Residual::IntoResidual` (and the
+//! reference it must equal) on arbitrary calls.
+#![no_main]
+
+use bitdrop_fuzz::{contract, support::ops};
+
+libfuzzer_sys::fuzz_target!(|call: contract::Call| {
+    contract::check_call(&call, ops::op("residual_add_into_residual"))
+});

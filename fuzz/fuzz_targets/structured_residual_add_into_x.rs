@@ -1,0 +1,9 @@
+//! `Structured::residual_add` with `Residual::IntoX` (and the
+//! reference it must equal) on arbitrary calls.
+#![no_main]
+
+use bitdrop_fuzz::{contract, support::ops};
+
+libfuzzer_sys::fuzz_target!(|call: contract::Call| {
+    contract::check_call(&call, ops::op("structured_residual_add_into_x"))
+});

@@ -1,0 +1,12 @@
+//! `Structured::residual_add_with_mask` with `Residual::IntoResidual` (and the
+//! reference it must equal) on arbitrary calls.
+#![no_main]
+
+use bitdrop_fuzz::{contract, support::ops};
+
+libfuzzer_sys::fuzz_target!(|call: contract::Call| {
+    contract::check_call(
+        &call,
+        ops::op("structured_residual_add_with_mask_into_residual"),
+    )
+});
