@@ -4,7 +4,7 @@
 use crate::decide::Threshold;
 use crate::dispatch::{self, Kernel};
 use crate::element::sealed::Sealed as Element;
-use crate::mask::{copy_bits, low_bits, mask_words, set_bits};
+use crate::mask::{low_bits, mask_words, set_bits};
 use crate::run::{Executor, Operands};
 use crate::source::Randomness;
 use crate::source::sealed::Words;
@@ -27,7 +27,7 @@ impl Executor for Fast {
         ops.pass();
     }
 
-    fn drop_all(&self, ops: &mut impl Operands, _units: &Units) {
+    fn drop_all(&self, ops: &mut impl Operands) {
         let len = ops.len();
         let mut start = 0;
         while start < len {
@@ -65,7 +65,8 @@ impl Executor for Fast {
 }
 
 /// Fills the first words of `out` with the decisions of units
-/// `first..first + count` (`count <= CHUNK`, called in unit order).
+/// `first..first + count`: called in unit order, `first` a multiple of
+/// `CHUNK` and `count <= CHUNK`.
 trait UnitWords {
     fn fill(&mut self, first: usize, count: usize, out: &mut [u64]);
 }
@@ -81,8 +82,9 @@ impl<W: Words> UnitWords for Drawn<'_, W> {
     fn fill(&mut self, first: usize, count: usize, out: &mut [u64]) {
         let out = &mut out[..mask_words(count)];
         self.words.fill(out, count);
+        // `first` is a multiple of CHUNK: the words copy as they are.
         if let Some(mask) = self.mask.as_deref_mut() {
-            copy_bits(mask, first, out, count);
+            mask[first / 64..][..out.len()].copy_from_slice(out);
         }
     }
 }

@@ -21,36 +21,6 @@ pub(crate) fn low_bits(bits: usize) -> u64 {
     if bits >= 64 { !0 } else { (1 << bits) - 1 }
 }
 
-/// Writes the low `len` bits of `value` (the rest zero) to bits
-/// `at..at + len` of `words`, keeping the other bits (`len <= 64`).
-#[inline(always)]
-pub(crate) fn put_bits(words: &mut [u64], at: usize, value: u64, len: usize) {
-    let (w, s) = (at / 64, at % 64);
-    if let Some(word) = words.get_mut(w) {
-        *word = *word & !(low_bits(len) << s) | value << s;
-    }
-    if s + len > 64
-        && let Some(word) = words.get_mut(w + 1)
-    {
-        *word = *word & !low_bits(s + len - 64) | value >> (64 - s);
-    }
-}
-
-/// Copies bits `0..len` of `src` to bits `at..at + len` of `dst`.
-pub(crate) fn copy_bits(dst: &mut [u64], at: usize, src: &[u64], len: usize) {
-    if at.is_multiple_of(64) {
-        let words = mask_words(len);
-        if let (Some(dst), Some(src)) = (dst.get_mut(at / 64..at / 64 + words), src.get(..words)) {
-            dst.copy_from_slice(src);
-        }
-        return;
-    }
-    for (i, &word) in src.iter().enumerate().take(mask_words(len)) {
-        let n = (len - 64 * i).min(64);
-        put_bits(dst, at + 64 * i, word & low_bits(n), n);
-    }
-}
-
 /// Sets bits `start..end` of `words` (all inside `words`).
 pub(crate) fn set_bits(words: &mut [u64], start: usize, end: usize) {
     let mut at = start;

@@ -234,7 +234,7 @@ impl Executor for Scalar {
         }
     }
 
-    fn drop_all(&self, ops: &mut impl Operands, _units: &Units) {
+    fn drop_all(&self, ops: &mut impl Operands) {
         for i in 0..ops.len() {
             ops.element(i, Decision::Drop);
         }

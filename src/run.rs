@@ -68,7 +68,7 @@ pub(crate) enum Decisions<'m, S> {
 /// Who computes: the fast path or the reference.
 pub(crate) trait Executor {
     fn pass(&self, ops: &mut impl Operands);
-    fn drop_all(&self, ops: &mut impl Operands, units: &Units);
+    fn drop_all(&self, ops: &mut impl Operands);
     /// `mask`, if any, has exactly `mask_words(units.count())` words.
     fn draw(
         &self,
@@ -127,7 +127,7 @@ pub(crate) fn run<S: Randomness>(
             {
                 mask[..words].fill(0);
             }
-            exec.drop_all(&mut ops, units);
+            exec.drop_all(&mut ops);
         }
         (Plan::Random(threshold), Decisions::Draw { source, mask }) => {
             let mask = mask.map(|m| &mut m[..words]);
