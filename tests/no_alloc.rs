@@ -106,6 +106,13 @@ fn no_operation_allocates() {
                     if !op.keyed_only() {
                         srcs.push(Src::Rng(7));
                     }
+                    // Under Miri, where a keyed call costs seconds, the key
+                    // only where a caller RNG cannot serve, or where it did
+                    // before there were other rows.
+                    let old = op.level == Level::Elements && op.residual().is_none();
+                    if cfg!(miri) && !op.keyed_only() && !old {
+                        srcs.remove(0);
+                    }
                     for src in srcs {
                         let valid = op.expected_error(operands, src).is_none();
                         let buffers = Buffers::new(op, operands);
