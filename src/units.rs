@@ -28,7 +28,7 @@ use crate::Error;
 /// `channels_first(N, C, L)` is what PyTorch does with such an input, and
 /// `channels_first(1, C, H * W)` is channel dropout of one unbatched image.
 /// Dropout with timm's `drop_path(scale_by_keep=False)` is
-/// [`Dropout::scale_by_keep`]`(false)` with [`per_sample`](Units::per_sample).
+/// [`Dropout::scale_by_keep`](crate::Dropout::scale_by_keep)`(false)` with [`per_sample`](Units::per_sample).
 ///
 /// ```
 /// use bitdrop::Units;
