@@ -15,11 +15,17 @@ pub trait Element: sealed::Sealed {}
 
 impl Element for f32 {}
 
+#[cfg(feature = "half")]
+impl Element for half::bf16 {}
+
+#[cfg(feature = "half")]
+impl Element for half::f16 {}
+
 pub(crate) mod sealed {
     use super::*;
 
     /// The crate-internal face of [`Element`].
-    pub trait Sealed: Copy + core::fmt::Debug + 'static {
+    pub trait Sealed: Copy + core::fmt::Debug + Send + Sync + 'static {
         /// `+0.0` of the type: what a dropped element becomes.
         const ZERO: Self;
         /// Eight elements in SIMD lanes.

@@ -1,8 +1,8 @@
 //! The inverted-dropout element rule: kept `x * s`, dropped `+0.0`, and in
 //! evaluation mode the input itself.
 
+use crate::Element;
 use crate::Error;
-use crate::element::sealed::Sealed as Element;
 use crate::kernel::lanes;
 use crate::run::{Decision, Operands};
 

@@ -1,9 +1,9 @@
 //! The fast path: decisions generated chunk by chunk, broadcast to their
 //! elements, and applied in SIMD lanes by each variant's lane rule.
 
+use crate::Element;
 use crate::decide::Threshold;
 use crate::dispatch::{self, Kernel};
-use crate::element::sealed::Sealed as Element;
 use crate::mask::{low_bits, mask_words, set_bits};
 use crate::run::{Executor, Operands};
 use crate::source::Randomness;

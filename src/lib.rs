@@ -233,6 +233,8 @@ mod element;
 mod error;
 mod key;
 mod mask;
+#[cfg(feature = "half")]
+mod narrow;
 mod run;
 mod stream;
 mod units;
@@ -252,6 +254,8 @@ pub mod reference;
 pub use dropout::{Dropout, Mode};
 pub use element::Element;
 pub use error::Error;
+#[cfg(feature = "half")]
+pub use half;
 pub use key::derive_seed;
 pub use mask::{Mask, mask_words};
 pub use rand_core;

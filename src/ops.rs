@@ -2,7 +2,7 @@
 //! element.
 
 use crate::source::{Keyed, Randomness};
-use crate::{Dropout, Error, Mode, Units};
+use crate::{Dropout, Element, Error, Mode, Units};
 
 impl Dropout {
     /// Dropout in place.
@@ -24,10 +24,10 @@ impl Dropout {
     /// assert!((800..1000).contains(&kept));
     /// # Ok::<(), bitdrop::Error>(())
     /// ```
-    pub fn forward(
+    pub fn forward<E: Element>(
         &self,
         mode: Mode,
-        xs: &mut [f32],
+        xs: &mut [E],
         source: impl Randomness,
     ) -> Result<(), Error> {
         self.structured(Units::elements(xs.len()))
@@ -40,11 +40,11 @@ impl Dropout {
     ///
     /// [`Error::LengthMismatch`] if `out.len() != xs.len()`;
     /// [`Error::PositionOverflow`] as for [`forward`](Dropout::forward).
-    pub fn forward_to(
+    pub fn forward_to<E: Element>(
         &self,
         mode: Mode,
-        xs: &[f32],
-        out: &mut [f32],
+        xs: &[E],
+        out: &mut [E],
         source: impl Randomness,
     ) -> Result<(), Error> {
         self.structured(Units::elements(xs.len()))
@@ -73,10 +73,10 @@ impl Dropout {
     /// }
     /// # Ok::<(), bitdrop::Error>(())
     /// ```
-    pub fn forward_with_mask(
+    pub fn forward_with_mask<E: Element>(
         &self,
         mode: Mode,
-        xs: &mut [f32],
+        xs: &mut [E],
         mask: &mut [u64],
         source: impl Randomness,
     ) -> Result<(), Error> {
@@ -91,11 +91,11 @@ impl Dropout {
     ///
     /// [`Error::LengthMismatch`], [`Error::MaskTooShort`],
     /// [`Error::PositionOverflow`], as for the operations above.
-    pub fn forward_to_with_mask(
+    pub fn forward_to_with_mask<E: Element>(
         &self,
         mode: Mode,
-        xs: &[f32],
-        out: &mut [f32],
+        xs: &[E],
+        out: &mut [E],
         mask: &mut [u64],
         source: impl Randomness,
     ) -> Result<(), Error> {
@@ -159,7 +159,12 @@ impl Dropout {
     /// assert_eq!(grad, activations);
     /// # Ok::<(), bitdrop::Error>(())
     /// ```
-    pub fn apply_mask(&self, mode: Mode, xs: &mut [f32], mask: &[u64]) -> Result<(), Error> {
+    pub fn apply_mask<E: Element>(
+        &self,
+        mode: Mode,
+        xs: &mut [E],
+        mask: &[u64],
+    ) -> Result<(), Error> {
         self.structured(Units::elements(xs.len()))
             .apply_mask(mode, xs, mask)
     }
@@ -170,12 +175,12 @@ impl Dropout {
     /// # Errors
     ///
     /// [`Error::LengthMismatch`], [`Error::MaskTooShort`].
-    pub fn apply_mask_to(
+    pub fn apply_mask_to<E: Element>(
         &self,
         mode: Mode,
-        xs: &[f32],
+        xs: &[E],
         mask: &[u64],
-        out: &mut [f32],
+        out: &mut [E],
     ) -> Result<(), Error> {
         self.structured(Units::elements(xs.len()))
             .apply_mask_to(mode, xs, mask, out)
@@ -205,7 +210,12 @@ impl Dropout {
     /// }
     /// # Ok::<(), bitdrop::Error>(())
     /// ```
-    pub fn backward(&self, mode: Mode, grad: &mut [f32], key: Keyed) -> Result<(), Error> {
+    pub fn backward<E: Element>(
+        &self,
+        mode: Mode,
+        grad: &mut [E],
+        key: Keyed,
+    ) -> Result<(), Error> {
         self.forward(mode, grad, key)
     }
 
@@ -215,11 +225,11 @@ impl Dropout {
     /// # Errors
     ///
     /// [`Error::LengthMismatch`], [`Error::PositionOverflow`].
-    pub fn backward_to(
+    pub fn backward_to<E: Element>(
         &self,
         mode: Mode,
-        grad: &[f32],
-        out: &mut [f32],
+        grad: &[E],
+        out: &mut [E],
         key: Keyed,
     ) -> Result<(), Error> {
         self.forward_to(mode, grad, out, key)

@@ -33,7 +33,7 @@ use crate::run::{Decision, Decisions, Executor, Operands, Plan, run};
 use crate::source::Randomness;
 use crate::source::sealed::{NextWord, Raw};
 use crate::stream::{BLOCK_WORDS, LANES, keys, state};
-use crate::{Dropout, Error, Keyed, Mode, Residual, Structured, Units};
+use crate::{Dropout, Element, Error, Keyed, Mode, Residual, Structured, Units};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -42,11 +42,11 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 /// # Errors
 ///
 /// As [`Dropout::forward_to`].
-pub fn forward_to(
+pub fn forward_to<E: Element>(
     dropout: &Dropout,
     mode: Mode,
-    xs: &[f32],
-    out: &mut [f32],
+    xs: &[E],
+    out: &mut [E],
     source: impl Randomness,
 ) -> Result<(), Error> {
     structured_forward_to(
@@ -83,12 +83,12 @@ pub fn fill_mask(
 /// # Errors
 ///
 /// As [`Dropout::apply_mask_to`].
-pub fn apply_mask_to(
+pub fn apply_mask_to<E: Element>(
     dropout: &Dropout,
     mode: Mode,
-    xs: &[f32],
+    xs: &[E],
     mask: &[u64],
-    out: &mut [f32],
+    out: &mut [E],
 ) -> Result<(), Error> {
     structured_apply_mask_to(
         &dropout.structured(Units::elements(xs.len())),
@@ -104,11 +104,11 @@ pub fn apply_mask_to(
 /// # Errors
 ///
 /// As [`Structured::forward_to`].
-pub fn structured_forward_to(
+pub fn structured_forward_to<E: Element>(
     structured: &Structured,
     mode: Mode,
-    xs: &[f32],
-    out: &mut [f32],
+    xs: &[E],
+    out: &mut [E],
     source: impl Randomness,
 ) -> Result<(), Error> {
     let ops = inverted(structured, Data::copy(xs, out)?);
@@ -134,7 +134,7 @@ pub fn structured_fill_mask(
     mask: &mut [u64],
     source: impl Randomness,
 ) -> Result<(), Error> {
-    let ops = inverted(structured, Data::MaskOnly(structured.units.len()));
+    let ops = inverted(structured, Data::<f32>::MaskOnly(structured.units.len()));
     let decisions = Decisions::Draw {
         source,
         mask: Some(mask),
@@ -154,12 +154,12 @@ pub fn structured_fill_mask(
 /// # Errors
 ///
 /// As [`Structured::apply_mask_to`].
-pub fn structured_apply_mask_to(
+pub fn structured_apply_mask_to<E: Element>(
     structured: &Structured,
     mode: Mode,
-    xs: &[f32],
+    xs: &[E],
     mask: &[u64],
-    out: &mut [f32],
+    out: &mut [E],
 ) -> Result<(), Error> {
     let ops = inverted(structured, Data::copy(xs, out)?);
     let decisions = Decisions::<Keyed>::Given(mask);
@@ -196,11 +196,11 @@ pub fn structured_apply_mask_to(
 /// assert_eq!(fast, slow);
 /// # Ok::<(), bitdrop::Error>(())
 /// ```
-pub fn residual_add(
+pub fn residual_add<E: Element>(
     structured: &Structured,
     mode: Mode,
-    io: Residual<'_>,
-    bias: Option<&[f32]>,
+    io: Residual<'_, E>,
+    bias: Option<&[E]>,
     mask: Option<&mut [u64]>,
     source: impl Randomness,
 ) -> Result<(), Error> {
@@ -216,7 +216,7 @@ pub fn residual_add(
     )
 }
 
-fn inverted<'a>(structured: &Structured, data: Data<'a, f32>) -> Inverted<'a, f32> {
+fn inverted<'a, E: Element>(structured: &Structured, data: Data<'a, E>) -> Inverted<'a, E> {
     Inverted {
         data,
         scale: structured.dropout.scale(),

@@ -1,7 +1,7 @@
 //! Dropout fused with the residual add: `out = residual + dropout(x)`, or
 //! `residual + dropout(x + bias)`, in one pass over memory.
 
-use crate::element::sealed::Sealed as Element;
+use crate::Element;
 use crate::kernel::{CHUNK_WORDS, Fast, lanes, take_bits};
 use crate::run::{Decision, Decisions, Operands, run};
 use crate::source::Randomness;
@@ -104,11 +104,11 @@ impl Structured {
     /// }
     /// # Ok::<(), bitdrop::Error>(())
     /// ```
-    pub fn residual_add(
+    pub fn residual_add<E: Element>(
         &self,
         mode: Mode,
-        io: Residual<'_>,
-        bias: Option<&[f32]>,
+        io: Residual<'_, E>,
+        bias: Option<&[E]>,
         source: impl Randomness,
     ) -> Result<(), Error> {
         let ops = Fused::new(io, bias, self.dropout.scale())?;
@@ -123,11 +123,11 @@ impl Structured {
     ///
     /// As [`residual_add`](Structured::residual_add), and
     /// [`Error::MaskTooShort`].
-    pub fn residual_add_with_mask(
+    pub fn residual_add_with_mask<E: Element>(
         &self,
         mode: Mode,
-        io: Residual<'_>,
-        bias: Option<&[f32]>,
+        io: Residual<'_, E>,
+        bias: Option<&[E]>,
         mask: &mut [u64],
         source: impl Randomness,
     ) -> Result<(), Error> {
@@ -169,11 +169,11 @@ impl Dropout {
     /// # Errors
     ///
     /// As [`Structured::residual_add`].
-    pub fn residual_add(
+    pub fn residual_add<E: Element>(
         &self,
         mode: Mode,
-        io: Residual<'_>,
-        bias: Option<&[f32]>,
+        io: Residual<'_, E>,
+        bias: Option<&[E]>,
         source: impl Randomness,
     ) -> Result<(), Error> {
         let units = Units::elements(io.len());
@@ -185,11 +185,11 @@ impl Dropout {
     /// # Errors
     ///
     /// As [`Structured::residual_add_with_mask`].
-    pub fn residual_add_with_mask(
+    pub fn residual_add_with_mask<E: Element>(
         &self,
         mode: Mode,
-        io: Residual<'_>,
-        bias: Option<&[f32]>,
+        io: Residual<'_, E>,
+        bias: Option<&[E]>,
         mask: &mut [u64],
         source: impl Randomness,
     ) -> Result<(), Error> {

@@ -6,7 +6,7 @@ use crate::inverted::{Data, Inverted};
 use crate::kernel::Fast;
 use crate::run::{Decisions, run};
 use crate::source::{Keyed, Randomness};
-use crate::{Dropout, Error, Mode, Units};
+use crate::{Dropout, Element, Error, Mode, Units};
 
 /// Dropout with one decision per unit ([`Units`]): channel dropout,
 /// DropPath, variational dropout, row dropout, masks shared across
@@ -63,10 +63,10 @@ impl Structured {
     ///
     /// [`Error::ShapeMismatch`]; [`Error::PositionOverflow`] if `source` is
     /// a [`Keyed`] position with `offset + units.count() > 2^64`.
-    pub fn forward(
+    pub fn forward<E: Element>(
         &self,
         mode: Mode,
-        xs: &mut [f32],
+        xs: &mut [E],
         source: impl Randomness,
     ) -> Result<(), Error> {
         self.draw(mode, Data::InPlace(xs), None, source)
@@ -78,11 +78,11 @@ impl Structured {
     ///
     /// [`Error::LengthMismatch`] if `out.len() != xs.len()`, then as
     /// [`forward`](Structured::forward).
-    pub fn forward_to(
+    pub fn forward_to<E: Element>(
         &self,
         mode: Mode,
-        xs: &[f32],
-        out: &mut [f32],
+        xs: &[E],
+        out: &mut [E],
         source: impl Randomness,
     ) -> Result<(), Error> {
         self.draw(mode, Data::copy(xs, out)?, None, source)
@@ -97,10 +97,10 @@ impl Structured {
     ///
     /// [`Error::ShapeMismatch`], [`Error::MaskTooShort`],
     /// [`Error::PositionOverflow`].
-    pub fn forward_with_mask(
+    pub fn forward_with_mask<E: Element>(
         &self,
         mode: Mode,
-        xs: &mut [f32],
+        xs: &mut [E],
         mask: &mut [u64],
         source: impl Randomness,
     ) -> Result<(), Error> {
@@ -113,11 +113,11 @@ impl Structured {
     ///
     /// [`Error::LengthMismatch`], [`Error::ShapeMismatch`],
     /// [`Error::MaskTooShort`], [`Error::PositionOverflow`].
-    pub fn forward_to_with_mask(
+    pub fn forward_to_with_mask<E: Element>(
         &self,
         mode: Mode,
-        xs: &[f32],
-        out: &mut [f32],
+        xs: &[E],
+        out: &mut [E],
         mask: &mut [u64],
         source: impl Randomness,
     ) -> Result<(), Error> {
@@ -137,7 +137,12 @@ impl Structured {
         mask: &mut [u64],
         source: impl Randomness,
     ) -> Result<(), Error> {
-        self.draw(mode, Data::MaskOnly(self.units.len()), Some(mask), source)
+        self.draw(
+            mode,
+            Data::<f32>::MaskOnly(self.units.len()),
+            Some(mask),
+            source,
+        )
     }
 
     /// Applies a given mask of one bit per unit in place: a kept unit's
@@ -148,7 +153,12 @@ impl Structured {
     /// # Errors
     ///
     /// [`Error::ShapeMismatch`], [`Error::MaskTooShort`].
-    pub fn apply_mask(&self, mode: Mode, xs: &mut [f32], mask: &[u64]) -> Result<(), Error> {
+    pub fn apply_mask<E: Element>(
+        &self,
+        mode: Mode,
+        xs: &mut [E],
+        mask: &[u64],
+    ) -> Result<(), Error> {
         self.given(mode, Data::InPlace(xs), mask)
     }
 
@@ -158,12 +168,12 @@ impl Structured {
     ///
     /// [`Error::LengthMismatch`], [`Error::ShapeMismatch`],
     /// [`Error::MaskTooShort`].
-    pub fn apply_mask_to(
+    pub fn apply_mask_to<E: Element>(
         &self,
         mode: Mode,
-        xs: &[f32],
+        xs: &[E],
         mask: &[u64],
-        out: &mut [f32],
+        out: &mut [E],
     ) -> Result<(), Error> {
         self.given(mode, Data::copy(xs, out)?, mask)
     }
@@ -175,7 +185,12 @@ impl Structured {
     /// # Errors
     ///
     /// As [`forward`](Structured::forward).
-    pub fn backward(&self, mode: Mode, grad: &mut [f32], key: Keyed) -> Result<(), Error> {
+    pub fn backward<E: Element>(
+        &self,
+        mode: Mode,
+        grad: &mut [E],
+        key: Keyed,
+    ) -> Result<(), Error> {
         self.forward(mode, grad, key)
     }
 
@@ -184,20 +199,20 @@ impl Structured {
     /// # Errors
     ///
     /// As [`forward_to`](Structured::forward_to).
-    pub fn backward_to(
+    pub fn backward_to<E: Element>(
         &self,
         mode: Mode,
-        grad: &[f32],
-        out: &mut [f32],
+        grad: &[E],
+        out: &mut [E],
         key: Keyed,
     ) -> Result<(), Error> {
         self.forward_to(mode, grad, out, key)
     }
 
-    fn draw(
+    fn draw<E: Element>(
         &self,
         mode: Mode,
-        data: Data<'_, f32>,
+        data: Data<'_, E>,
         mask: Option<&mut [u64]>,
         source: impl Randomness,
     ) -> Result<(), Error> {
@@ -209,7 +224,7 @@ impl Structured {
         run(&self.dropout, mode, ops, &self.units, decisions, Fast)
     }
 
-    fn given(&self, mode: Mode, data: Data<'_, f32>, mask: &[u64]) -> Result<(), Error> {
+    fn given<E: Element>(&self, mode: Mode, data: Data<'_, E>, mask: &[u64]) -> Result<(), Error> {
         let ops = Inverted {
             data,
             scale: self.dropout.scale(),

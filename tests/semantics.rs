@@ -447,7 +447,7 @@ mod errors {
                 .is_ok()
         );
         assert!(
-            d.forward(Mode::Train, &mut [], Keyed::new(0, u64::MAX))
+            d.forward(Mode::Train, &mut [0.0_f32; 0], Keyed::new(0, u64::MAX))
                 .is_ok()
         );
         let mut xs = [1.0f32; 4097];
