@@ -11,14 +11,22 @@
 //! - One element ([`Sealed::scaled`], what the reference computes): the
 //!   product in `f64`, where it is exact, then [`round_f64`], which rounds
 //!   on the integer significand.
-//! - Eight lanes (the fast path): the scale split in two so that both
-//!   partial products are exact in `f32`, their sum and its error
-//!   (Fast2Sum), the sum rounded to odd by that error, then rounded to the
-//!   type on the bits. Rounding to odd at 24 bits and then to nearest even
-//!   at 8 or 11 is the one correct rounding (the odd last bit keeps a tie
-//!   from appearing where there was none). Tiny `bf16` inputs, whose second
-//!   partial product would be an `f32` subnormal, are computed `2^64` times
-//!   larger and rounded on the type's grid scaled alike.
+//! - Eight lanes (the fast path): `f32`'s product rounded to the type is
+//!   already the correct rounding unless it fell exactly on a midpoint of
+//!   the type's grid (the midpoints are `f32` numbers and rounding is
+//!   monotone, so it cannot cross one). Blocks with such a lane (rare, at
+//!   most one in 2^13 for random data) take the exact way: the scale split
+//!   in two so that both partial products are exact in `f32`, their sum and
+//!   its error (Fast2Sum), the sum rounded to odd by that error, then
+//!   rounded to the type on the bits. Rounding to odd at 24 bits and then
+//!   to nearest even at 8 or 11 is the one correct rounding. Blocks with a
+//!   subnormal, infinite or NaN lane, or a product near the type's overflow,
+//!   take the general way, the exact one with the type's subnormal grid and
+//!   overflow; tiny `bf16` inputs, whose second partial product would be an
+//!   `f32` subnormal, are computed there `2^64` times larger and rounded on
+//!   the type's grid scaled alike. On this machine the exact result costs
+//!   no measurable speed against rounding `f32`'s product again (see
+//!   `benches/README.md`).
 //!
 //! A sum of two elements is rounded once the same way: in `f64` for one
 //! element, in `f32` for eight (with 24 bits, at least `2 * 11 + 2`, the
@@ -203,33 +211,61 @@ fn round_lanes<T: Narrow>(v: f32x8, up: f32x8, down: f32x8) -> f32x8 {
     let p = T::PRECISION;
     let bits = v.to_bits();
     let mag = v.abs();
-    // Normal range: drop the low 24 - p bits of the significand, to
-    // nearest, ties to even. A carry into the exponent is right, up to
-    // infinity.
-    let d = 24 - p;
-    let low = u32x8::splat((1 << d) - 1);
-    let odd = (bits >> d) & u32x8::splat(1);
-    let relative = f32x8::from_bits((bits + (low >> 1) + odd) & !low);
+    let relative = round_relative::<T>(v);
     // T's subnormal range: a fixed grid g = 2^(MIN_EXP - p + 1). Adding
     // c = g * 2^23 (scaled by up), whose ulp is g, rounds there; taking c
     // off is exact.
     let c = f32::from_bits(((T::MIN_EXP - p as i32 + 24 + 127) as u32) << 23);
     let c = up * f32x8::splat(c);
     let fixed = f32x8::from_bits(((mag + c) - c).to_bits() | (bits & u32x8::splat(SIGN)));
-    let min_normal = up * f32x8::splat(f32::from_bits(((T::MIN_EXP + 127) as u32) << 23));
+    let min_normal = up * f32x8::splat(min_normal::<T>());
     let rounded = mag.simd_lt(min_normal).bitselect(fixed, relative) * down;
     // Past T's largest finite value (only f16 gets there in f32): infinity.
-    let max =
-        (2.0 - 1.0 / (1 << (p - 1)) as f32) * f32::from_bits(((1 - T::MIN_EXP + 127) as u32) << 23);
     let infinite =
         f32x8::from_bits(rounded.to_bits() & u32x8::splat(SIGN) | u32x8::splat(0x7F80_0000));
     let rounded = rounded
         .abs()
-        .simd_gt(f32x8::splat(max))
+        .simd_gt(f32x8::splat(max::<T>()))
         .bitselect(infinite, rounded);
     // NaN: quiet, the payload's top bits kept by the narrowing.
     let nan = f32x8::from_bits(bits | u32x8::splat(0x0040_0000));
     v.is_nan().bitselect(nan, rounded)
+}
+
+/// `T`'s largest finite value.
+fn max<T: Narrow>() -> f32 {
+    let p = T::PRECISION;
+    (2.0 - 1.0 / (1 << (p - 1)) as f32) * f32::from_bits(((1 - T::MIN_EXP + 127) as u32) << 23)
+}
+
+/// `T`'s smallest normal value.
+fn min_normal<T: Narrow>() -> f32 {
+    f32::from_bits(((T::MIN_EXP + 127) as u32) << 23)
+}
+
+/// `v` rounded to nearest even to `T`'s precision, on the bits: right for
+/// every finite `v` whose result is normal in `T` (or zero), and for
+/// `bf16`'s subnormals, which are `f32`'s.
+#[inline(always)]
+fn round_relative<T: Narrow>(v: f32x8) -> f32x8 {
+    let bits = v.to_bits();
+    let d = 24 - T::PRECISION;
+    let low = u32x8::splat((1 << d) - 1);
+    let odd = (bits >> d) & u32x8::splat(1);
+    f32x8::from_bits((bits + (low >> 1) + odd) & !low)
+}
+
+/// `sum + err` (the exact value, `err` below half an ulp of `sum`) rounded
+/// to odd at 24 bits: an inexact `sum` with an even last bit moves one ulp
+/// towards the exact value, up in magnitude when `err` has `sum`'s sign.
+#[inline(always)]
+fn to_odd(sum: f32x8, err: f32x8) -> f32x8 {
+    let sb = sum.to_bits();
+    let inexact = err.simd_ne(f32x8::splat(0.0)).to_bits();
+    let even = (sb & u32x8::splat(1)).simd_eq(u32x8::splat(0));
+    let same_sign = ((err.to_bits() ^ sb) & u32x8::splat(SIGN)).simd_eq(u32x8::splat(0));
+    let step = same_sign.bitselect(u32x8::splat(1), u32x8::splat(u32::MAX));
+    f32x8::from_bits(sb + (step & inexact & even))
 }
 
 /// `x * s` rounded once to `T`, eight lanes at a time (see the module docs).
@@ -240,8 +276,37 @@ fn scaled_lanes<T: Narrow>(x: f32x8, s: f32) -> f32x8 {
     // most 2p. Both products are exact (given no f32 subnormal).
     let split = f32::from_bits(s.to_bits() & !((1 << T::PRECISION) - 1));
     let (s_hi, s_lo) = (f32x8::splat(split), f32x8::splat(s - split));
+    // Ordinary blocks (every lane zero, or normal with a normal, finite
+    // product) take the short way; the rest, rare in activations, the
+    // general one.
+    let mag = x.abs();
+    let low = f32x8::splat(if T::TINY > 0.0 {
+        T::TINY
+    } else {
+        min_normal::<T>()
+    });
+    let high = f32x8::splat(max::<T>() / (2.0 * s));
+    let ordinary = (mag.simd_ge(low) & mag.simd_le(high)) | x.simd_eq(f32x8::splat(0.0));
+    if ordinary.all() {
+        // f32's product, rounded again, is right unless it landed exactly
+        // on a midpoint of T (T's midpoints are f32 numbers, and rounding
+        // is monotone, so it cannot cross one). If s_lo is zero, f32's
+        // product is exact, and a midpoint is a true tie.
+        let y = x * f32x8::splat(s);
+        let d = 24 - T::PRECISION;
+        let below = y.to_bits() & u32x8::splat((1 << d) - 1);
+        if s == split || !below.simd_eq(u32x8::splat(1 << (d - 1))).any() {
+            return round_relative::<T>(y);
+        }
+        let hi = x * s_hi;
+        let lo = x * s_lo;
+        // Fast2Sum (|hi| >= |lo|): sum + err is the exact product.
+        let sum = hi + lo;
+        let err = lo - (sum - hi);
+        return round_relative::<T>(to_odd(sum, err));
+    }
     let (up, down) = if T::TINY > 0.0 {
-        let tiny = x.abs().simd_lt(f32x8::splat(T::TINY));
+        let tiny = mag.simd_lt(f32x8::splat(T::TINY));
         let two64 = 18_446_744_073_709_551_616.0;
         (
             tiny.bitselect(f32x8::splat(two64), f32x8::splat(1.0)),
@@ -253,19 +318,11 @@ fn scaled_lanes<T: Narrow>(x: f32x8, s: f32) -> f32x8 {
     let x_up = x * up;
     let hi = x_up * s_hi;
     let lo = x_up * s_lo;
-    // Fast2Sum (|hi| >= |lo|): sum + err is the exact product.
     let sum = hi + lo;
     let err = lo - (sum - hi);
-    // Round to odd: an inexact sum with an even last bit moves one ulp
-    // towards the exact product (up in magnitude when err has sum's sign).
-    let sb = sum.to_bits();
-    let inexact = err.simd_ne(f32x8::splat(0.0)) & sum.is_finite();
-    let even = (sb & u32x8::splat(1)).simd_eq(u32x8::splat(0));
-    let same_sign = ((err.to_bits() ^ sb) & u32x8::splat(SIGN)).simd_eq(u32x8::splat(0));
-    let step = same_sign.bitselect(u32x8::splat(1), u32x8::splat(u32::MAX));
-    let fix = inexact.to_bits() & even;
-    let odd = f32x8::from_bits(sb + (step & fix));
-    let rounded = round_lanes::<T>(odd, up, down);
+    // An infinite sum has a NaN err: no step.
+    let err = sum.is_finite().bitselect(err, f32x8::splat(0.0));
+    let rounded = round_lanes::<T>(to_odd(sum, err), up, down);
     // Infinity and NaN in: infinity, or the NaN quieted (an infinity times
     // a zero s_lo would be a NaN).
     let xb = x.to_bits();
@@ -273,6 +330,26 @@ fn scaled_lanes<T: Narrow>(x: f32x8, s: f32) -> f32x8 {
     let special =
         f32x8::from_bits(xb | payload.bitselect(u32x8::splat(0), u32x8::splat(0x0040_0000)));
     x.is_finite().bitselect(rounded, special)
+}
+
+/// `a + b` rounded once to `T` (the `f32` sum is exact or rounds
+/// innocuously, see the module docs).
+#[inline(always)]
+fn plus_lanes<T: Narrow>(a: f32x8, b: f32x8) -> f32x8 {
+    let sum = a + b;
+    let mag = sum.abs();
+    let low = f32x8::splat(if T::TINY > 0.0 {
+        0.0
+    } else {
+        min_normal::<T>()
+    });
+    let ordinary = (mag.simd_ge(low) & mag.simd_le(f32x8::splat(max::<T>() / 2.0)))
+        | sum.simd_eq(f32x8::splat(0.0));
+    if ordinary.all() {
+        return round_relative::<T>(sum);
+    }
+    let one = f32x8::splat(1.0);
+    round_lanes::<T>(sum, one, one)
 }
 
 impl<T: Narrow> Sealed for T {
@@ -306,8 +383,7 @@ impl<T: Narrow> Sealed for T {
 
     #[inline(always)]
     fn plus_lanes(a: f32x8, b: f32x8) -> f32x8 {
-        let one = f32x8::splat(1.0);
-        round_lanes::<T>(a + b, one, one)
+        plus_lanes::<T>(a, b)
     }
 
     #[inline(always)]
