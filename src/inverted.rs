@@ -35,6 +35,28 @@ impl<'a, E> Data<'a, E> {
     }
 }
 
+#[cfg(feature = "rayon")]
+impl<E: Element> crate::run::Split for Inverted<'_, E> {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (left, right) = match self.data {
+            Data::InPlace(xs) => {
+                let (a, b) = xs.split_at_mut(mid);
+                (Data::InPlace(a), Data::InPlace(b))
+            }
+            Data::Copy(xs, out) => {
+                let ((a, b), (c, d)) = (xs.split_at(mid), out.split_at_mut(mid));
+                (Data::Copy(a, c), Data::Copy(b, d))
+            }
+            Data::MaskOnly(len) => (Data::MaskOnly(mid), Data::MaskOnly(len - mid)),
+        };
+        let scale = self.scale;
+        (
+            Inverted { data: left, scale },
+            Inverted { data: right, scale },
+        )
+    }
+}
+
 /// Inverted dropout with scale `s`.
 pub(crate) struct Inverted<'a, E> {
     pub(crate) data: Data<'a, E>,

@@ -55,11 +55,11 @@ impl Executor for Fast {
         });
     }
 
-    fn given(&self, ops: &mut impl Operands, units: &Units, mask: &[u64]) {
+    fn given(&self, ops: &mut impl Operands, units: &Units, mask: &[u64], first: usize) {
         dispatch::run(Broadcast {
             ops,
             units,
-            decisions: Given(mask),
+            decisions: Given(mask, first),
         });
     }
 }
@@ -89,13 +89,13 @@ impl<W: Words> UnitWords for Drawn<'_, W> {
     }
 }
 
-/// Decisions given by the caller's mask.
-struct Given<'m>(&'m [u64]);
+/// Decisions given by the caller's mask, from a bit on.
+struct Given<'m>(&'m [u64], usize);
 
 impl UnitWords for Given<'_> {
     #[inline(always)]
     fn fill(&mut self, first: usize, count: usize, out: &mut [u64]) {
-        take_bits(self.0, first, count, out);
+        take_bits(self.0, self.1 + first, count, out);
     }
 }
 

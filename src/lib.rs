@@ -246,6 +246,8 @@ mod source;
 // The operations: one file per variant.
 mod inverted;
 mod ops;
+#[cfg(feature = "rayon")]
+pub mod par;
 mod residual;
 mod structured;
 // The oracle: imports the shared definitions, imported by nothing.

@@ -162,7 +162,7 @@ pub fn structured_apply_mask_to<E: Element>(
     out: &mut [E],
 ) -> Result<(), Error> {
     let ops = inverted(structured, Data::copy(xs, out)?);
-    let decisions = Decisions::<Keyed>::Given(mask);
+    let decisions = Decisions::<Keyed>::Given(mask, 0);
     run(
         &structured.dropout,
         mode,
@@ -273,9 +273,10 @@ impl Executor for Scalar {
         }
     }
 
-    fn given(&self, ops: &mut impl Operands, units: &Units, mask: &[u64]) {
+    fn given(&self, ops: &mut impl Operands, units: &Units, mask: &[u64], first: usize) {
         for u in 0..units.count() {
-            decide_unit(ops, units, u, mask[u / 64] >> (u % 64) & 1 == 1);
+            let bit = first + u;
+            decide_unit(ops, units, u, mask[bit / 64] >> (bit % 64) & 1 == 1);
         }
     }
 }

@@ -44,7 +44,7 @@ pub enum Residual<'a, E = f32> {
 }
 
 impl<E> Residual<'_, E> {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Residual::IntoResidual { x, .. } | Residual::Into { x, .. } => x.len(),
             Residual::IntoX { x, .. } => x.len(),
@@ -204,6 +204,8 @@ pub(crate) struct Fused<'a, E> {
     io: Residual<'a, E>,
     /// Empty when there is no bias.
     bias: &'a [E],
+    /// The bias column of element 0 (not 0 in a piece of a parallel call).
+    phase: usize,
     scale: f32,
 }
 
@@ -225,7 +227,12 @@ impl<'a, E: Element> Fused<'a, E> {
                 return Err(Error::BiasMismatch { bias: b.len(), len });
             }
         };
-        Ok(Fused { io, bias, scale })
+        Ok(Fused {
+            io,
+            bias,
+            phase: 0,
+            scale,
+        })
     }
 
     /// Elements `start..start + len` with keep bits `words`, scaled by
@@ -241,7 +248,7 @@ impl<'a, E: Element> Fused<'a, E> {
         let mut part = [0u64; CHUNK_WORDS];
         let mut at = start;
         while at < start + len {
-            let col = at % row;
+            let col = (at + self.phase) % row;
             let n = (row - col).min(start + len - at);
             let bits: &[u64] = if (at - start).is_multiple_of(64) {
                 &words[(at - start) / 64..]
@@ -311,6 +318,56 @@ fn fused<E: Element>(
     }
 }
 
+#[cfg(feature = "rayon")]
+impl<E: Element> crate::run::Split for Fused<'_, E> {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (left, right) = match self.io {
+            Residual::IntoResidual { x, residual } => {
+                let ((a, b), (c, d)) = (x.split_at(mid), residual.split_at_mut(mid));
+                (
+                    Residual::IntoResidual { x: a, residual: c },
+                    Residual::IntoResidual { x: b, residual: d },
+                )
+            }
+            Residual::IntoX { x, residual } => {
+                let ((a, b), (c, d)) = (x.split_at_mut(mid), residual.split_at(mid));
+                (
+                    Residual::IntoX { x: a, residual: c },
+                    Residual::IntoX { x: b, residual: d },
+                )
+            }
+            Residual::Into { x, residual, out } => {
+                let ((a, b), (c, d)) = (x.split_at(mid), residual.split_at(mid));
+                let (e, f) = out.split_at_mut(mid);
+                (
+                    Residual::Into {
+                        x: a,
+                        residual: c,
+                        out: e,
+                    },
+                    Residual::Into {
+                        x: b,
+                        residual: d,
+                        out: f,
+                    },
+                )
+            }
+        };
+        let phase = match self.bias.len() {
+            0 => 0,
+            row => (self.phase + mid) % row,
+        };
+        (
+            Fused { io: left, ..self },
+            Fused {
+                io: right,
+                phase,
+                ..self
+            },
+        )
+    }
+}
+
 impl<E: Element> Operands for Fused<'_, E> {
     fn len(&self) -> usize {
         self.io.len()
@@ -334,7 +391,7 @@ impl<E: Element> Operands for Fused<'_, E> {
     fn element(&mut self, i: usize, decision: Decision) {
         let b = |x: E| match self.bias.len() {
             0 => x,
-            row => x.plus(self.bias[i % row]),
+            row => x.plus(self.bias[(i + self.phase) % row]),
         };
         let d = |x: E| match decision {
             Decision::Pass => b(x),

@@ -53,6 +53,14 @@ pub(crate) trait Operands {
     fn element(&mut self, i: usize, decision: Decision);
 }
 
+/// Operands that split in two at an element, for the parallel calls: the
+/// left part holds elements `..mid`, the right part the rest, renumbered
+/// from 0.
+#[cfg(feature = "rayon")]
+pub(crate) trait Split: Operands + Sized + Send {
+    fn split_at(self, mid: usize) -> (Self, Self);
+}
+
 /// Where a call's decisions come from.
 pub(crate) enum Decisions<'m, S> {
     /// Drawn from a source, one per unit in unit order, and written to
@@ -61,8 +69,9 @@ pub(crate) enum Decisions<'m, S> {
         source: S,
         mask: Option<&'m mut [u64]>,
     },
-    /// Given, one bit per unit.
-    Given(&'m [u64]),
+    /// Given: unit `u`'s bit is bit `first + u` of the words (`first` is
+    /// not 0 only for a piece of a parallel call).
+    Given(&'m [u64], usize),
 }
 
 /// Who computes: the fast path or the reference.
@@ -78,13 +87,38 @@ pub(crate) trait Executor {
         source: impl Randomness,
         mask: Option<&mut [u64]>,
     );
-    /// `mask` has exactly `mask_words(units.count())` words.
-    fn given(&self, ops: &mut impl Operands, units: &Units, mask: &[u64]);
+    /// Unit `u`'s bit is bit `first + u` of `mask` (`first < 64`), and
+    /// `mask` has exactly `mask_words(first + units.count())` words.
+    fn given(&self, ops: &mut impl Operands, units: &Units, mask: &[u64], first: usize);
 }
 
-/// Every operation: all checks before the first write, in the documented
-/// order (shape, then mask, then stream positions; lengths and bias are
-/// checked earlier, when `ops` is built), then one pass.
+/// Every check of a call, in the documented order (shape, then mask, then
+/// stream positions; lengths and bias are checked earlier, when the
+/// operands are built).
+pub(crate) fn check<S: Randomness>(
+    len: usize,
+    units: &Units,
+    decisions: &Decisions<'_, S>,
+) -> Result<(), Error> {
+    if len != units.len() {
+        return Err(Error::ShapeMismatch {
+            expected: units.len(),
+            found: len,
+        });
+    }
+    let count = units.count();
+    match decisions {
+        Decisions::Draw { source, mask } => {
+            if let Some(mask) = mask {
+                check_words(count, mask.len())?;
+            }
+            source.check(count)
+        }
+        Decisions::Given(mask, first) => check_words(first + count, mask.len()),
+    }
+}
+
+/// Every operation: all checks before the first write, then one pass.
 pub(crate) fn run<S: Randomness>(
     dropout: &Dropout,
     mode: Mode,
@@ -93,22 +127,8 @@ pub(crate) fn run<S: Randomness>(
     decisions: Decisions<'_, S>,
     exec: impl Executor,
 ) -> Result<(), Error> {
-    if ops.len() != units.len() {
-        return Err(Error::ShapeMismatch {
-            expected: units.len(),
-            found: ops.len(),
-        });
-    }
+    check(ops.len(), units, &decisions)?;
     let count = units.count();
-    match &decisions {
-        Decisions::Draw { source, mask } => {
-            if let Some(mask) = mask {
-                check_words(count, mask.len())?;
-            }
-            source.check(count)?;
-        }
-        Decisions::Given(mask) => check_words(count, mask.len())?,
-    }
     let words = mask_words(count);
     match (Plan::of(dropout, mode), decisions) {
         (Plan::Identity, decisions) => {
@@ -133,7 +153,10 @@ pub(crate) fn run<S: Randomness>(
             let mask = mask.map(|m| &mut m[..words]);
             exec.draw(&mut ops, units, threshold, source, mask);
         }
-        (Plan::Random(_), Decisions::Given(mask)) => exec.given(&mut ops, units, &mask[..words]),
+        (Plan::Random(_), Decisions::Given(mask, first)) => {
+            let mask = &mask[first / 64..mask_words(first + count)];
+            exec.given(&mut ops, units, mask, first % 64)
+        }
     }
     Ok(())
 }

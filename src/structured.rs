@@ -229,7 +229,7 @@ impl Structured {
             data,
             scale: self.dropout.scale(),
         };
-        let decisions = Decisions::<Keyed>::Given(mask);
+        let decisions = Decisions::<Keyed>::Given(mask, 0);
         run(&self.dropout, mode, ops, &self.units, decisions, Fast)
     }
 }
