@@ -41,8 +41,7 @@ fn check_shape(st: &Structured, key: Keyed, seed: u64, threads: usize) {
     // A bias row that the pieces' boundaries cut through.
     let row = divisors(len)
         .into_iter()
-        .filter(|&d| d <= 5000 && !d.is_power_of_two())
-        .next_back()
+        .rfind(|&d| d <= 5000 && !d.is_power_of_two())
         .unwrap_or(1);
     let bias = data(row, seed + 2);
     let mode = if seed % 7 == 6 {
