@@ -37,11 +37,11 @@ use crate::{Dropout, Element, Error, Keyed, Mode, Residual, Structured, Units};
 /// multiples of it.
 pub const BLOCK_UNITS: usize = 4096;
 
-/// Below this many elements a parallel call runs on the calling thread:
-/// on the benchmark machine (2 cores, Zen 3) splitting a call of 64 Ki
-/// `f32` elements in two made it no faster, at 256 Ki about 1.6 times (see
-/// `benches/README.md`).
-pub const SERIAL_BELOW: usize = 128 * 1024;
+/// Below this many elements a parallel call runs on the calling thread. On
+/// the benchmark machine (2 virtual CPUs, Zen 3), splitting a keyed
+/// forward over 128 Ki `f32` elements made it slower, over 256 Ki no
+/// faster, and over 1 Mi about 1.2 times faster (see `benches/README.md`).
+pub const SERIAL_BELOW: usize = 512 * 1024;
 
 /// Pieces hold about this many elements (a few times the L2 cache's worth
 /// of `f32` would make the tail of a call one long piece; fewer would cost

@@ -17,18 +17,18 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .unwrap()
 }
 
-/// Shapes with lengths around and past the serial threshold.
+/// Shapes past the serial threshold (but the first, which may fall short).
 fn shapes(r: &mut impl Rng) -> Vec<Units> {
     let mut n = |lo: u32, hi: u32| (lo + r.next_u32() % (hi - lo)) as usize;
     vec![
-        Units::elements(n(1, 700_000)),
-        Units::elements(n(130_000, 300_000)),
-        Units::channels_first(n(1, 9), 64, n(100, 1500)).unwrap(),
-        Units::channels_last(n(1, 4), n(1000, 5000), 67).unwrap(),
-        Units::channels_last(n(16, 40), 196, n(20, 70)).unwrap(),
-        Units::time_steps(n(2, 40), n(5000, 30000)).unwrap(),
-        Units::broadcast(&[2, 8, n(100, 300), 129], &[1]).unwrap(),
-        Units::per_sample(n(1, 40), n(1000, 20000)).unwrap(),
+        Units::elements(n(1, 1_500_000)),
+        Units::elements(n(530_000, 900_000)),
+        Units::channels_first(n(12, 20), 64, n(700, 1500)).unwrap(),
+        Units::channels_last(n(2, 4), n(4000, 9000), 67).unwrap(),
+        Units::channels_last(n(40, 80), 196, n(70, 100)).unwrap(),
+        Units::time_steps(n(20, 40), n(27_000, 40_000)).unwrap(),
+        Units::broadcast(&[2, 8, n(260, 400), 129], &[1]).unwrap(),
+        Units::per_sample(n(30, 60), n(18_000, 30_000)).unwrap(),
     ]
 }
 
@@ -166,7 +166,7 @@ fn parallel_calls_are_the_serial_calls_on_any_pool() {
 
 #[test]
 fn element_wise_parallel_calls_are_the_serial_calls() {
-    let len = scaled(500_000, 300);
+    let len = scaled(1_100_000, 300);
     let xs = data(len, 3);
     for threads in [2, 3] {
         pool(threads).install(|| {
@@ -240,7 +240,7 @@ fn element_wise_parallel_calls_are_the_serial_calls() {
 #[test]
 fn parallel_bf16_is_the_serial_bf16() {
     use bitdrop::half::bf16;
-    let units = Units::time_steps(8, scaled(40_000, 40)).unwrap();
+    let units = Units::time_steps(8, scaled(80_000, 40)).unwrap();
     let st = Dropout::new(0.2).unwrap().structured(units);
     let xs: Vec<bf16> = data(units.len(), 5)
         .into_iter()
