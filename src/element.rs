@@ -1,6 +1,6 @@
 //! The element type plug-in point: everything an operation needs to know
-//! about the type it computes on. Only `f32` today; `bf16` and `f16` plug in
-//! here, each as a new implementation of [`Element`].
+//! about the type it computes on: `f32` here, `bf16` and `f16` in
+//! `narrow.rs`, each an implementation of [`Element`].
 //!
 //! Each type gives the element rule twice: one element at a time (what the
 //! reference computes) and eight at a time in `wide` lanes (what the fast
@@ -8,9 +8,32 @@
 
 use wide::{f32x8, u32x8};
 
-/// An element type of the operations: `f32` (and, later, the `half` types).
+/// An element type of the operations: `f32`, and with the `half` feature
+/// `half::bf16` and `half::f16`. Every operation is generic over it; the
+/// mask bits never depend on it. See [the crate docs](crate#element-types)
+/// for how each type rounds.
 ///
 /// Sealed: the crate implements it for the types it supports.
+///
+/// ```
+/// # #[cfg(feature = "half")] {
+/// use bitdrop::half::bf16;
+/// use bitdrop::{Dropout, Keyed, Mode};
+///
+/// let dropout = Dropout::new(0.25)?;
+/// let mut xs = vec![bf16::from_f32(1.5); 300];
+/// let mut wide = vec![1.5_f32; 300];
+/// dropout.forward(Mode::Train, &mut xs, Keyed::new(3, 0))?;
+/// dropout.forward(Mode::Train, &mut wide, Keyed::new(3, 0))?;
+/// // The same decisions; a kept 1.5 * s, s = 4/3 rounded to f32, is 2 in
+/// // bf16 (and 2.0000002 in f32).
+/// for (x, w) in xs.iter().zip(&wide) {
+///     assert_eq!(x.to_bits() == 0, *w == 0.0);
+///     assert!(x.to_bits() == 0 || *x == bf16::from_f32(2.0));
+/// }
+/// # }
+/// # Ok::<(), bitdrop::Error>(())
+/// ```
 pub trait Element: sealed::Sealed {}
 
 impl Element for f32 {}

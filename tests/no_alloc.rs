@@ -170,3 +170,58 @@ fn no_operation_allocates() {
     // The counter works: an allocation is seen.
     assert_eq!(allocations(|| drop(std::hint::black_box(vec![0u8; 16]))), 1);
 }
+
+/// The 16-bit element types allocate no more than `f32` does: nothing.
+#[cfg(feature = "half")]
+#[test]
+fn half_types_do_not_allocate() {
+    use bitdrop::Residual;
+    use bitdrop::half::{bf16, f16};
+    fn calls<T: bitdrop::Element + From<u8>>() -> usize {
+        let n = if cfg!(miri) { 150 } else { 5_000 };
+        let units = Units::channels_last(2, n / 20, 10).unwrap();
+        let xs = vec![T::from(3); n];
+        let mut ys = xs.clone();
+        let mut out = xs.clone();
+        let bias = vec![T::from(1); 10];
+        let mut mask = vec![0u64; mask_words(n)];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+        let mut count = 0;
+        for p in [0.0, 0.3, 1.0] {
+            for mode in [Mode::Train, Mode::Eval] {
+                let d = Dropout::new(p).unwrap();
+                let st = d.structured(units);
+                let key = Keyed::new(4, 4000);
+                count += allocations(|| {
+                    d.forward(mode, &mut ys, key).unwrap();
+                    d.forward_to(mode, &xs, &mut out, &mut rng).unwrap();
+                    d.forward_with_mask(mode, &mut ys, &mut mask, key).unwrap();
+                    d.apply_mask_to(mode, &xs, &mask, &mut out).unwrap();
+                    st.forward(mode, &mut ys, &mut rng).unwrap();
+                    st.apply_mask(mode, &mut ys, &mask).unwrap();
+                    let io = Residual::Into {
+                        x: &xs,
+                        residual: &ys,
+                        out: &mut out,
+                    };
+                    st.residual_add(mode, io, Some(&bias), key).unwrap();
+                    let io = Residual::IntoResidual {
+                        x: &xs,
+                        residual: &mut ys,
+                    };
+                    d.residual_add_with_mask(mode, io, None, &mut mask, key)
+                        .unwrap();
+                    reference::forward_to(&d, mode, &xs, &mut out, key).unwrap();
+                    let io = Residual::IntoX {
+                        x: &mut ys,
+                        residual: &xs,
+                    };
+                    reference::residual_add(&st, mode, io, Some(&bias), None, key).unwrap();
+                });
+            }
+        }
+        count
+    }
+    assert_eq!(calls::<bf16>(), 0);
+    assert_eq!(calls::<f16>(), 0);
+}
