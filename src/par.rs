@@ -8,8 +8,11 @@
 //!
 //! - With no shared axis (element-wise dropout, channels first, per sample,
 //!   rows), units and elements are both contiguous: pieces are runs of
-//!   whole stream blocks ([`BLOCK_UNITS`] units, so a piece's mask words
-//!   are its own).
+//!   whole stream blocks ([`BLOCK_UNITS`] units), then of fewer units, then
+//!   parts of one unit's run (a DropPath sample, a large channel). A piece
+//!   that writes the mask holds whole blocks, so that its mask words are
+//!   its own; a call with too few units for that decides the units first,
+//!   into the mask, and its pieces then apply it.
 //! - With a shared axis (channels last, time steps, broadcast), a piece is a
 //!   group of outer indices, or part of the shared axis of one outer index.
 //!   Parts of a shared axis would each draw the same units again, so the
@@ -48,6 +51,11 @@ pub const SERIAL_BELOW: usize = 512 * 1024;
 /// more in rayon's joins than they gain).
 const PIECE: usize = 64 * 1024;
 
+/// With no shared axis, calls that write a mask split at stream blocks
+/// when they have at least this many units; with fewer (and long runs),
+/// the units are decided first and the pieces then apply them.
+const FLAT_MASK_UNITS: usize = 16 * BLOCK_UNITS;
+
 /// With a shared axis, at least this many outer indices let every piece
 /// hold whole ones (and draw its own units); with fewer, the units are
 /// decided first.
@@ -62,6 +70,9 @@ struct Call<'a> {
     /// Whether a single outer index may be split along its shared axis
     /// (not when its pieces would each draw the same units).
     split_shared: bool,
+    /// Whether flat spans split only at block boundaries (when their
+    /// pieces write the mask, which must split at words).
+    aligned: bool,
 }
 
 /// Where the decisions of a parallel call come from.
@@ -73,13 +84,18 @@ enum Source<'m> {
     Given(&'m [u64]),
 }
 
-/// A part of a call: units `first..first + count` with no shared axis, or
-/// outer indices `o` and shared indices `s` (whole unless `o` is one index).
+/// A part of a call: with no shared axis, units `first..first + count`,
+/// or elements `r` of unit `unit`'s run; with one, outer indices `o` and
+/// shared indices `s` (whole unless `o` is one index).
 #[derive(Clone, Copy, Debug)]
 enum Span {
     Flat {
         first: usize,
         count: usize,
+    },
+    Part {
+        unit: usize,
+        r: (usize, usize),
     },
     Slabs {
         o: (usize, usize),
@@ -96,6 +112,12 @@ impl Span {
                 inner: count,
                 run: all.run,
             },
+            Span::Part { r, .. } => Units {
+                outer: 1,
+                shared: 1,
+                inner: 1,
+                run: r.1 - r.0,
+            },
             Span::Slabs { o, s } => Units {
                 outer: o.1 - o.0,
                 shared: s.1 - s.0,
@@ -108,6 +130,7 @@ impl Span {
     fn first(self, all: &Units) -> usize {
         match self {
             Span::Flat { first, .. } => first,
+            Span::Part { unit, .. } => unit,
             Span::Slabs { o, .. } => o.0 * all.inner,
         }
     }
@@ -119,8 +142,10 @@ impl Span {
         if self.units(all).len() < 2 * PIECE {
             return None;
         }
+        let halves = |(a, b): (usize, usize)| ((a, (a + b) / 2), ((a + b) / 2, b));
         match self {
-            Span::Flat { first, count } => {
+            Span::Flat { first, count } if count >= 2 * BLOCK_UNITS || call.aligned => {
+                // At a block boundary: no replay of a block's batches.
                 let mid = count / 2 / BLOCK_UNITS * BLOCK_UNITS;
                 let left = Span::Flat { first, count: mid };
                 let right = Span::Flat {
@@ -129,18 +154,39 @@ impl Span {
                 };
                 (mid > 0).then_some((left, right, mid * all.run))
             }
+            Span::Flat { first, count } if count >= 2 => {
+                let mid = count / 2;
+                let left = Span::Flat { first, count: mid };
+                let right = Span::Flat {
+                    first: first + mid,
+                    count: count - mid,
+                };
+                Some((left, right, mid * all.run))
+            }
+            Span::Flat { first, .. } => Span::Part {
+                unit: first,
+                r: (0, all.run),
+            }
+            .split(call),
+            Span::Part { unit, r } => {
+                let (left, right) = halves(r);
+                let at = left.1 - left.0;
+                Some((
+                    Span::Part { unit, r: left },
+                    Span::Part { unit, r: right },
+                    at,
+                ))
+            }
             Span::Slabs { o, s } if o.1 - o.0 >= 2 => {
-                let mid = (o.0 + o.1) / 2;
+                let (left, right) = halves(o);
                 let slab = all.shared * all.inner * all.run;
-                let left = Span::Slabs { o: (o.0, mid), s };
-                let right = Span::Slabs { o: (mid, o.1), s };
-                Some((left, right, (mid - o.0) * slab))
+                let at = (left.1 - left.0) * slab;
+                Some((Span::Slabs { o: left, s }, Span::Slabs { o: right, s }, at))
             }
             Span::Slabs { o, s } if call.split_shared && s.1 - s.0 >= 2 => {
-                let mid = (s.0 + s.1) / 2;
-                let left = Span::Slabs { o, s: (s.0, mid) };
-                let right = Span::Slabs { o, s: (mid, s.1) };
-                Some((left, right, (mid - s.0) * all.inner * all.run))
+                let (left, right) = halves(s);
+                let at = (left.1 - left.0) * all.inner * all.run;
+                Some((Span::Slabs { o, s: left }, Span::Slabs { o, s: right }, at))
             }
             Span::Slabs { .. } => None,
         }
@@ -161,7 +207,8 @@ fn pieces<O: Split>(call: Call<'_>, ops: O, span: Span, source: Source<'_>) {
             Source::Given(mask) => Decisions::Given(mask, first),
         };
         // Cannot fail: every check passed for the whole call.
-        let _ = run(call.dropout, call.mode, ops, &units, decisions, Fast);
+        let done = run(call.dropout, call.mode, ops, &units, decisions, Fast);
+        debug_assert!(done.is_ok());
         return;
     };
     let (a, b) = ops.split_at(at);
@@ -200,27 +247,39 @@ fn par_call<O: Split>(
         mode,
         units,
         split_shared: true,
+        aligned: false,
     };
     let count = units.count();
-    let slabs = Span::Slabs {
-        o: (0, units.outer),
-        s: (0, units.shared),
+    let flat = Span::Flat { first: 0, count };
+    let whole = if units.shared == 1 {
+        flat
+    } else {
+        Span::Slabs {
+            o: (0, units.outer),
+            s: (0, units.shared),
+        }
     };
     match decisions {
-        _ if units.shared == 1 => {
-            let source = match decisions {
-                Decisions::Draw { source, mask } => Source::Key(source, mask),
-                Decisions::Given(mask, _) => Source::Given(mask),
-            };
-            pieces(call, ops, Span::Flat { first: 0, count }, source);
+        Decisions::Given(mask, _) => pieces(call, ops, whole, Source::Given(mask)),
+        // Every piece draws its own units: flat ones hold distinct units
+        // (or parts of one unit's run), slabs whole outer indices.
+        Decisions::Draw { source, mask: None } if units.shared == 1 => {
+            pieces(call, ops, flat, Source::Key(source, None));
         }
-        Decisions::Given(mask, _) => pieces(call, ops, slabs, Source::Given(mask)),
         Decisions::Draw { source, mask: None } if units.outer >= OUTER_PIECES => {
             let call = Call {
                 split_shared: false,
                 ..call
             };
-            pieces(call, ops, slabs, Source::Key(source, None));
+            pieces(call, ops, whole, Source::Key(source, None));
+        }
+        // Enough units for pieces of whole blocks, each writing its words.
+        Decisions::Draw { source, mask } if units.shared == 1 && count >= FLAT_MASK_UNITS => {
+            let call = Call {
+                aligned: true,
+                ..call
+            };
+            pieces(call, ops, flat, Source::Key(source, mask));
         }
         Decisions::Draw { source, mask } => {
             // Decide the units first (into the caller's mask, or one of
@@ -235,15 +294,15 @@ fn par_call<O: Split>(
             };
             let decide = Call {
                 units: Units::elements(count),
+                aligned: true,
                 ..call
             };
             let only_mask = Inverted::<f32> {
                 data: Data::MaskOnly(count),
                 scale: 1.0,
             };
-            let flat = Span::Flat { first: 0, count };
             pieces(decide, only_mask, flat, Source::Key(source, Some(mask)));
-            pieces(call, ops, slabs, Source::Given(mask));
+            pieces(call, ops, whole, Source::Given(mask));
         }
     }
     Ok(())

@@ -29,6 +29,9 @@ fn shapes(r: &mut impl Rng) -> Vec<Units> {
         Units::time_steps(n(20, 40), n(27_000, 40_000)).unwrap(),
         Units::broadcast(&[2, 8, n(260, 400), 129], &[1]).unwrap(),
         Units::per_sample(n(30, 60), n(18_000, 30_000)).unwrap(),
+        // Few units with long runs: split inside a unit's run.
+        Units::per_sample(n(1, 4), n(300_000, 500_000)).unwrap(),
+        Units::channels_first(1, n(2, 5), n(200_000, 300_000)).unwrap(),
     ]
 }
 
