@@ -99,11 +99,15 @@ fn main() -> Result<(), bitdrop::Error> {
         .all(|(a, b)| a.to_bits() == b.to_bits());
     println!("column split over {RANKS} ranks: gathered == unsharded: {same_cols}");
 
-    let dropped = whole.iter().filter(|&&x| x == 0.0).count();
+    let dropped = whole
+        .iter()
+        .zip(&input)
+        .filter(|&(&y, &x)| y == 0.0 && x != 0.0)
+        .count();
+    let nonzero = input.iter().filter(|&&x| x != 0.0).count();
     println!(
-        "dropout p = 0.1 on [{ROWS}, {HIDDEN}]: {dropped} of {} dropped ({:.2}%), survivors scaled by {}",
-        whole.len(),
-        100.0 * dropped as f64 / whole.len() as f64,
+        "dropout p = 0.1 on [{ROWS}, {HIDDEN}]: {dropped} of {nonzero} nonzero activations dropped ({:.2}%), survivors scaled by {}",
+        100.0 * dropped as f64 / nonzero as f64,
         dropout.scale()
     );
     assert!(same_rows && same_cols, "a shard drew a different mask");

@@ -25,8 +25,8 @@ use wide::{f32x8, u32x8};
 /// let mut wide = vec![1.5_f32; 300];
 /// dropout.forward(Mode::Train, &mut xs, Keyed::new(3, 0))?;
 /// dropout.forward(Mode::Train, &mut wide, Keyed::new(3, 0))?;
-/// // The same decisions; a kept 1.5 * s, s = 4/3 rounded to f32, is 2 in
-/// // bf16 (and 2.0000002 in f32).
+/// // The same decisions; a kept 1.5 * s (s = 4/3 rounded to f32) is 2.0
+/// // in both types.
 /// for (x, w) in xs.iter().zip(&wide) {
 ///     assert_eq!(x.to_bits() == 0, *w == 0.0);
 ///     assert!(x.to_bits() == 0 || *x == bf16::from_f32(2.0));

@@ -158,8 +158,10 @@
 //! # All cores, and many machines
 //!
 //! With the `rayon` feature, every keyed operation has a `par_` form (for
-//! example [`Dropout::par_forward`]) that splits the call at stream blocks
-//! and runs it on rayon's current thread pool, with the serial call's
+//! example [`Dropout::par_forward`]) that splits the call into pieces (at
+//! stream blocks, between units, at outer indices, along a shared axis,
+//! inside a long unit; see [`par`]) and runs them on rayon's current thread
+//! pool, with the serial call's
 //! result, bit for bit, for any number of threads. Calls under
 //! [`par::SERIAL_BELOW`] elements stay on the calling thread. The `par_`
 //! forms take keys only: a caller RNG's words come in one order, and no

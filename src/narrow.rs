@@ -30,9 +30,12 @@
 //!   no measurable speed against rounding `f32`'s product again (see
 //!   `benches/README.md`).
 //!
-//! A sum of two elements is rounded once the same way: in `f64` for one
-//! element, in `f32` for eight (with 24 bits, at least `2 * 11 + 2`, the
-//! `f32` sum rounded again to the type is the correctly rounded sum).
+//! A sum of two elements is the exact sum rounded once to the type. One
+//! element computes it in `f64`, eight in `f32`; either sum may itself be
+//! rounded (a `bf16` sum in `f64` when the exponents are far apart), but a
+//! sum rounded first to `q` bits and then to the type's `p` is the
+//! correctly rounded sum whenever `q >= 2p + 2`, as 53 and 24 are for 8 and
+//! 11.
 
 use crate::element::sealed::Sealed;
 use half::{bf16, f16};

@@ -33,7 +33,7 @@ use crate::inverted::{Data, Inverted};
 use crate::kernel::Fast;
 use crate::mask::mask_words;
 use crate::residual::Fused;
-use crate::run::{Decisions, Split, check, run};
+use crate::run::{Decisions, Plan, Split, check, run};
 use crate::{Dropout, Element, Error, Keyed, Mode, Residual, Structured, Units};
 
 /// Units per stream block: the pieces of contiguous units start at
@@ -201,7 +201,10 @@ fn pieces<O: Split>(call: Call<'_>, ops: O, span: Span, source: Source<'_>) {
         let decisions = match source {
             Source::Key(key, mask) => Decisions::Draw {
                 // In range: the whole call was checked.
-                source: key.advanced(first as u64).unwrap_or(key),
+                source: {
+                    debug_assert!(key.advanced(first as u64).is_some());
+                    key.advanced(first as u64).unwrap_or(key)
+                },
                 mask: mask.map(|m| &mut m[..mask_words(units.count())]),
             },
             Source::Given(mask) => Decisions::Given(mask, first),
@@ -250,6 +253,33 @@ fn par_call<O: Split>(
         aligned: false,
     };
     let count = units.count();
+    let draws = matches!(Plan::of(dropout, mode), Plan::Random(_));
+    let decisions = match decisions {
+        // Nothing drawn: the mask (if any) is all ones or all zeros, and
+        // the pieces need no decisions.
+        Decisions::Draw { source, mask } if !draws => {
+            if let Some(mask) = mask {
+                let only_mask = Inverted::<f32> {
+                    data: Data::MaskOnly(count),
+                    scale: 1.0,
+                };
+                let draw = Decisions::Draw {
+                    source,
+                    mask: Some(mask),
+                };
+                run(
+                    dropout,
+                    mode,
+                    only_mask,
+                    &Units::elements(count),
+                    draw,
+                    Fast,
+                )?;
+            }
+            Decisions::Draw { source, mask: None }
+        }
+        decisions => decisions,
+    };
     let flat = Span::Flat { first: 0, count };
     let whole = if units.shared == 1 {
         flat
@@ -266,9 +296,9 @@ fn par_call<O: Split>(
         Decisions::Draw { source, mask: None } if units.shared == 1 => {
             pieces(call, ops, flat, Source::Key(source, None));
         }
-        Decisions::Draw { source, mask: None } if units.outer >= OUTER_PIECES => {
+        Decisions::Draw { source, mask: None } if !draws || units.outer >= OUTER_PIECES => {
             let call = Call {
-                split_shared: false,
+                split_shared: !draws,
                 ..call
             };
             pieces(call, ops, whole, Source::Key(source, None));
