@@ -427,11 +427,13 @@ fn evaluation_is_the_identity_on_the_bits() {
 /// Random patterns through every operation, fast against reference.
 fn fast_is_reference<T: Bits>() {
     let mut r = rng(4);
+    let most = scaled(1, 10) as u32; // lengths a tenth as long under Miri
     for case in 0..scaled(60, 3) {
         let units = match case % 3 {
-            0 => Units::elements(1 + (r.next_u32() % 3000) as usize),
-            1 => Units::channels_last(1 + case % 3, 1 + (r.next_u32() % 40) as usize, 33).unwrap(),
-            _ => Units::channels_first(2, 1 + (r.next_u32() % 20) as usize, 70).unwrap(),
+            0 => Units::elements(1 + (r.next_u32() % (3000 / most)) as usize),
+            1 => Units::channels_last(1 + case % 3, 1 + (r.next_u32() % (40 / most)) as usize, 33)
+                .unwrap(),
+            _ => Units::channels_first(2, 1 + (r.next_u32() % (20 / most)) as usize, 70).unwrap(),
         };
         let len = units.len();
         let p = [0.1, 0.5, 0.9, 0.0, 1.0][case % 5];
