@@ -17,10 +17,9 @@
 //!   monotone, so it cannot cross one). Blocks with such a lane (for random
 //!   data about one lane in 2^13 for `f16`, 2^16 for `bf16`; none when `s`
 //!   has few enough bits for `f32`'s product to be exact) take the exact
-//!   way: the scale split
-//!   in two so that both partial products are exact in `f32`, their sum and
-//!   its error (Fast2Sum), the sum rounded to odd by that error, then
-//!   rounded to the type on the bits. Rounding to odd at 24 bits and then
+//!   way: the scale split in two so that both partial products are exact
+//!   in `f32`, their sum and its error (Fast2Sum), the sum rounded to odd
+//!   by that error, then rounded to the type on the bits. Rounding to odd at 24 bits and then
 //!   to nearest even at 8 or 11 is the one correct rounding. Blocks with a
 //!   subnormal, infinite or NaN lane, or a product near the type's overflow,
 //!   take the general way, the exact one with the type's subnormal grid and

@@ -42,13 +42,15 @@ pub const BLOCK_UNITS: usize = 4096;
 
 /// Below this many elements a parallel call runs on the calling thread. On
 /// the benchmark machine (2 virtual CPUs, Zen 3), splitting a keyed
-/// forward over 128 Ki `f32` elements made it slower, over 256 Ki no
-/// faster, and over 1 Mi about 1.2 times faster (see `benches/README.md`).
+/// forward over `f32` elements ran at 0.6 of the serial call's speed at
+/// 128 Ki, 0.86 to 1.0 at 256 Ki and 1.0 to 1.2 at 1 Mi (see
+/// `benches/README.md`).
 pub const SERIAL_BELOW: usize = 512 * 1024;
 
-/// Pieces hold about this many elements (a few times the L2 cache's worth
-/// of `f32` would make the tail of a call one long piece; fewer would cost
-/// more in rayon's joins than they gain).
+/// Spans of fewer than twice this many elements are not split: small enough
+/// pieces to balance up to a few dozen threads over a call past the
+/// threshold, large enough that a rayon join (microseconds) is a small
+/// part of a piece's time (tens of microseconds).
 const PIECE: usize = 64 * 1024;
 
 /// With no shared axis, calls that write a mask split at stream blocks

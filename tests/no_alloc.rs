@@ -178,7 +178,7 @@ fn half_types_do_not_allocate() {
     use bitdrop::Residual;
     use bitdrop::half::{bf16, f16};
     fn calls<T: bitdrop::Element + From<u8>>() -> usize {
-        let n = if cfg!(miri) { 150 } else { 5_000 };
+        let n = if cfg!(miri) { 200 } else { 5_000 };
         let units = Units::channels_last(2, n / 20, 10).unwrap();
         let xs = vec![T::from(3); n];
         let mut ys = xs.clone();

@@ -603,3 +603,207 @@ pub fn check_config(p_bits: u32, seed: u64, offset: u64, step: u64) {
         None => assert!(u128::from(offset) + u128::from(step) > u128::from(u64::MAX)),
     }
 }
+
+/// Runs `$body` with the call's source as `$s`: the key, or a fresh caller
+/// RNG from the seed (so that each run draws the same words).
+#[cfg(any(feature = "half", feature = "rayon"))]
+macro_rules! with_source {
+    ($src:expr, |$s:ident| $body:expr) => {
+        match $src {
+            Src::Keyed(key) => {
+                let $s = key;
+                $body
+            }
+            Src::Rng(seed) => {
+                let mut generator = crate::support::rng(seed);
+                let $s = &mut generator;
+                $body
+            }
+        }
+    };
+}
+
+/// Target `half`: an arbitrary structured call on `bf16` and `f16` data (the
+/// high and low halves of the call's bit patterns): the fast path equals
+/// the reference (the same result, the same outputs, NaN payloads aside),
+/// and draws the mask the `f32` call draws.
+#[cfg(feature = "half")]
+pub fn check_half(call: &Call) {
+    use bitdrop::half::{bf16, f16};
+    let Some((case, src)) = case_of(call, ops::op("structured_residual_add_into_out")) else {
+        return;
+    };
+    let bits: Vec<u32> = case.xs.iter().map(|x| x.to_bits()).collect();
+    let rs: Vec<u32> = case.residual.iter().map(|x| x.to_bits()).collect();
+    let bias: Option<Vec<u32>> = case
+        .bias
+        .as_ref()
+        .map(|b| b.iter().map(|x| x.to_bits()).collect());
+    half_case(
+        &case,
+        src,
+        &bits,
+        &rs,
+        bias.as_deref(),
+        |b| bf16::from_bits((b >> 16) as u16),
+        |x| x.to_bits(),
+        |x| x.is_nan(),
+    );
+    half_case(
+        &case,
+        src,
+        &bits,
+        &rs,
+        bias.as_deref(),
+        |b| f16::from_bits(b as u16),
+        |x| x.to_bits(),
+        |x| x.is_nan(),
+    );
+}
+
+#[cfg(feature = "half")]
+#[allow(clippy::too_many_arguments)]
+fn half_case<T: bitdrop::Element>(
+    case: &Case,
+    src: Src,
+    xs: &[u32],
+    rs: &[u32],
+    bias: Option<&[u32]>,
+    from: fn(u32) -> T,
+    to: fn(&T) -> u16,
+    nan: fn(&T) -> bool,
+) {
+    use bitdrop::Residual;
+    let st = case.dropout.structured(case.units);
+    let mode = case.mode;
+    let xs: Vec<T> = xs.iter().map(|&b| from(b)).collect();
+    let rs: Vec<T> = rs.iter().map(|&b| from(b)).collect();
+    let bias: Option<Vec<T>> = bias.map(|b| b.iter().map(|&b| from(b)).collect());
+    let same = |a: &[T], b: &[T]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| to(x) == to(y) || (nan(x) && nan(y)))
+    };
+    let zero = from(0);
+    let mut fast = vec![zero; xs.len()];
+    let mut slow = fast.clone();
+    let got = with_source!(src, |s| st.forward_to(mode, &xs, &mut fast, s));
+    let want = with_source!(src, |s| reference::structured_forward_to(
+        &st, mode, &xs, &mut slow, s
+    ));
+    assert_eq!(got, want, "half forward_to: {case:?}");
+    assert!(same(&fast, &slow), "half forward_to: {case:?}");
+
+    // The mask of the f32 call, drawn from the same source.
+    let words = mask_words(case.units.count());
+    let (mut wide_mask, mut half_mask) = (vec![0; words], vec![0; words]);
+    let mut wide = case.xs.clone();
+    let mut narrow = xs.clone();
+    let a = with_source!(src, |s| st.forward_with_mask(
+        mode,
+        &mut wide,
+        &mut wide_mask,
+        s
+    ));
+    let b = with_source!(src, |s| st.forward_with_mask(
+        mode,
+        &mut narrow,
+        &mut half_mask,
+        s
+    ));
+    assert_eq!(a, b, "half forward_with_mask: {case:?}");
+    assert_eq!(wide_mask, half_mask, "half mask: {case:?}");
+
+    if rs.len() == xs.len() {
+        let mut fast = vec![zero; xs.len()];
+        let mut slow = fast.clone();
+        let b = bias.as_deref();
+        let io = Residual::Into {
+            x: &xs,
+            residual: &rs,
+            out: &mut fast,
+        };
+        let got = with_source!(src, |s| st.residual_add(mode, io, b, s));
+        let io = Residual::Into {
+            x: &xs,
+            residual: &rs,
+            out: &mut slow,
+        };
+        let want = with_source!(src, |s| reference::residual_add(&st, mode, io, b, None, s));
+        assert_eq!(got, want, "half residual_add: {case:?}");
+        assert!(same(&fast, &slow), "half residual_add: {case:?}");
+    }
+}
+
+/// Target `par`: an arbitrary shape, grown past the parallel threshold
+/// along its outer axis, and an arbitrary key: every `par_` call gives the
+/// serial call's result, outputs and mask.
+#[cfg(feature = "rayon")]
+pub fn check_par(input: &Chunked) {
+    use bitdrop::Residual;
+    let Some(d) = dropout(input.p.value()) else {
+        return;
+    };
+    let [shared, inner, run] = input.shape.map(|b| 1 + usize::from(b) % 16);
+    let per_outer = shared * inner * run;
+    let outer = (bitdrop::par::SERIAL_BELOW + usize::from(input.len) % 4096).div_ceil(per_outer);
+    let units = Units::new(outer, shared, inner, run).expect("a shape of a few Mi elements");
+    let count = units.count() as u64;
+    let offset = input
+        .offset
+        .value()
+        .min((u64::MAX - count).saturating_add(1));
+    let key = Keyed::new(input.seed, offset);
+    let st = d.structured(units);
+    let mode = if input.order % 5 == 4 {
+        Mode::Eval
+    } else {
+        Mode::Train
+    };
+    let xs = data(units.len(), input.seed);
+    let words = mask_words(units.count());
+
+    let mut serial = xs.clone();
+    let mut serial_mask = vec![!0; words];
+    let want = st.forward_with_mask(mode, &mut serial, &mut serial_mask, key);
+    let mut parallel = xs.clone();
+    let mut mask = vec![!0; words];
+    let got = st.par_forward_with_mask(mode, &mut parallel, &mut mask, key);
+    assert_eq!(got, want, "par_forward_with_mask: {units:?} {key:?}");
+    assert!(
+        same(&parallel, &serial) && mask == serial_mask,
+        "par_forward_with_mask: {units:?}"
+    );
+    let mut parallel = xs.clone();
+    assert_eq!(st.par_forward(mode, &mut parallel, key), want);
+    assert!(same(&parallel, &serial), "par_forward: {units:?} {key:?}");
+    let mut parallel = xs.clone();
+    assert_eq!(
+        st.par_apply_mask(mode, &mut parallel, &serial_mask),
+        want.map(|_| ())
+    );
+    if want.is_ok() {
+        let mut applied = xs.clone();
+        st.apply_mask(mode, &mut applied, &serial_mask)
+            .expect("a valid mask");
+        assert!(same(&parallel, &applied), "par_apply_mask: {units:?}");
+    }
+    let bias = data(inner * run, input.seed + 1);
+    let mut serial = xs.clone();
+    let io = Residual::IntoResidual {
+        x: &xs,
+        residual: &mut serial,
+    };
+    let want = st.residual_add(mode, io, Some(&bias), key);
+    let mut parallel = xs.clone();
+    let io = Residual::IntoResidual {
+        x: &xs,
+        residual: &mut parallel,
+    };
+    assert_eq!(st.par_residual_add(mode, io, Some(&bias), key), want);
+    assert!(
+        same(&parallel, &serial),
+        "par_residual_add: {units:?} {key:?}"
+    );
+}
