@@ -57,6 +57,17 @@ impl<E: Element> crate::run::Split for Inverted<'_, E> {
     }
 }
 
+impl Inverted<'static, f32> {
+    /// No data: the operands of a call that only writes the mask of `len`
+    /// elements (the element type and scale do not matter).
+    pub(crate) const fn mask_only(len: usize) -> Self {
+        Inverted {
+            data: Data::MaskOnly(len),
+            scale: 1.0,
+        }
+    }
+}
+
 /// Inverted dropout with scale `s`.
 pub(crate) struct Inverted<'a, E> {
     pub(crate) data: Data<'a, E>,

@@ -261,10 +261,6 @@ fn par_call<O: Split>(
         // the pieces need no decisions.
         Decisions::Draw { source, mask } if !draws => {
             if let Some(mask) = mask {
-                let only_mask = Inverted::<f32> {
-                    data: Data::MaskOnly(count),
-                    scale: 1.0,
-                };
                 let draw = Decisions::Draw {
                     source,
                     mask: Some(mask),
@@ -272,7 +268,7 @@ fn par_call<O: Split>(
                 run(
                     dropout,
                     mode,
-                    only_mask,
+                    Inverted::mask_only(count),
                     &Units::elements(count),
                     draw,
                     Fast,
@@ -329,11 +325,12 @@ fn par_call<O: Split>(
                 aligned: true,
                 ..call
             };
-            let only_mask = Inverted::<f32> {
-                data: Data::MaskOnly(count),
-                scale: 1.0,
-            };
-            pieces(decide, only_mask, flat, Source::Key(source, Some(mask)));
+            pieces(
+                decide,
+                Inverted::mask_only(count),
+                flat,
+                Source::Key(source, Some(mask)),
+            );
             pieces(call, ops, whole, Source::Given(mask));
         }
     }
@@ -343,13 +340,6 @@ fn par_call<O: Split>(
 /// The parallel calls of structured dropout: the serial calls' results, bit
 /// for bit, for any thread count (see the module docs for how they split).
 impl Structured {
-    fn inverted<'a, E: Element>(&self, data: Data<'a, E>) -> Inverted<'a, E> {
-        Inverted {
-            data,
-            scale: self.dropout.scale(),
-        }
-    }
-
     fn par<O: Split>(&self, mode: Mode, ops: O, source: Source<'_>) -> Result<(), Error> {
         par_call(&self.dropout, mode, self.units, ops, source)
     }
@@ -440,7 +430,7 @@ impl Structured {
     pub fn par_fill_mask(&self, mode: Mode, mask: &mut [u64], key: Keyed) -> Result<(), Error> {
         // One bit per unit, whatever the shape: the units, element-wise.
         let count = self.units.count();
-        let ops = self.inverted(Data::<f32>::MaskOnly(count));
+        let ops = Inverted::mask_only(count);
         par_call(
             &self.dropout,
             mode,

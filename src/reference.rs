@@ -111,7 +111,7 @@ pub fn structured_forward_to<E: Element>(
     out: &mut [E],
     source: impl Randomness,
 ) -> Result<(), Error> {
-    let ops = inverted(structured, Data::copy(xs, out)?);
+    let ops = structured.inverted(Data::copy(xs, out)?);
     let decisions = Decisions::Draw { source, mask: None };
     run(
         &structured.dropout,
@@ -134,7 +134,7 @@ pub fn structured_fill_mask(
     mask: &mut [u64],
     source: impl Randomness,
 ) -> Result<(), Error> {
-    let ops = inverted(structured, Data::<f32>::MaskOnly(structured.units.len()));
+    let ops = Inverted::mask_only(structured.units.len());
     let decisions = Decisions::Draw {
         source,
         mask: Some(mask),
@@ -161,7 +161,7 @@ pub fn structured_apply_mask_to<E: Element>(
     mask: &[u64],
     out: &mut [E],
 ) -> Result<(), Error> {
-    let ops = inverted(structured, Data::copy(xs, out)?);
+    let ops = structured.inverted(Data::copy(xs, out)?);
     let decisions = Decisions::<Keyed>::Given(mask, 0);
     run(
         &structured.dropout,
@@ -214,13 +214,6 @@ pub fn residual_add<E: Element>(
         decisions,
         Scalar,
     )
-}
-
-fn inverted<'a, E: Element>(structured: &Structured, data: Data<'a, E>) -> Inverted<'a, E> {
-    Inverted {
-        data,
-        scale: structured.dropout.scale(),
-    }
 }
 
 /// The reference executor: one unit at a time, in unit order, each unit's

@@ -209,6 +209,14 @@ impl Structured {
         self.forward_to(mode, grad, out, key)
     }
 
+    /// Inverted dropout of `data` with this configuration's scale.
+    pub(crate) fn inverted<'a, E: Element>(&self, data: Data<'a, E>) -> Inverted<'a, E> {
+        Inverted {
+            data,
+            scale: self.dropout.scale(),
+        }
+    }
+
     fn draw<E: Element>(
         &self,
         mode: Mode,
@@ -216,19 +224,13 @@ impl Structured {
         mask: Option<&mut [u64]>,
         source: impl Randomness,
     ) -> Result<(), Error> {
-        let ops = Inverted {
-            data,
-            scale: self.dropout.scale(),
-        };
+        let ops = self.inverted(data);
         let decisions = Decisions::Draw { source, mask };
         run(&self.dropout, mode, ops, &self.units, decisions, Fast)
     }
 
     fn given<E: Element>(&self, mode: Mode, data: Data<'_, E>, mask: &[u64]) -> Result<(), Error> {
-        let ops = Inverted {
-            data,
-            scale: self.dropout.scale(),
-        };
+        let ops = self.inverted(data);
         let decisions = Decisions::<Keyed>::Given(mask, 0);
         run(&self.dropout, mode, ops, &self.units, decisions, Fast)
     }
