@@ -272,6 +272,20 @@ fn to_odd(sum: f32x8, err: f32x8) -> f32x8 {
     f32x8::from_bits(sb + (step & inexact & even))
 }
 
+/// `x * (s_hi + s_lo)` rounded to odd at 24 bits, from the two exact
+/// partial products (an infinite product stays infinite).
+#[inline(always)]
+fn product_to_odd(x: f32x8, s_hi: f32x8, s_lo: f32x8) -> f32x8 {
+    let hi = x * s_hi;
+    let lo = x * s_lo;
+    // Fast2Sum (|hi| >= |lo|): sum + err is the exact product.
+    let sum = hi + lo;
+    let err = lo - (sum - hi);
+    // An infinite sum has a NaN err: no step.
+    let err = sum.is_finite().bitselect(err, f32x8::splat(0.0));
+    to_odd(sum, err)
+}
+
 /// `x * s` rounded once to `T`, eight lanes at a time (see the module docs).
 #[inline(always)]
 fn scaled_lanes<T: Narrow>(x: f32x8, s: f32) -> f32x8 {
@@ -302,12 +316,7 @@ fn scaled_lanes<T: Narrow>(x: f32x8, s: f32) -> f32x8 {
         if s == split || !below.simd_eq(u32x8::splat(1 << (d - 1))).any() {
             return round_relative::<T>(y);
         }
-        let hi = x * s_hi;
-        let lo = x * s_lo;
-        // Fast2Sum (|hi| >= |lo|): sum + err is the exact product.
-        let sum = hi + lo;
-        let err = lo - (sum - hi);
-        return round_relative::<T>(to_odd(sum, err));
+        return round_relative::<T>(product_to_odd(x, s_hi, s_lo));
     }
     let (up, down) = if T::TINY > 0.0 {
         let tiny = mag.simd_lt(f32x8::splat(T::TINY));
@@ -319,14 +328,7 @@ fn scaled_lanes<T: Narrow>(x: f32x8, s: f32) -> f32x8 {
     } else {
         (f32x8::splat(1.0), f32x8::splat(1.0))
     };
-    let x_up = x * up;
-    let hi = x_up * s_hi;
-    let lo = x_up * s_lo;
-    let sum = hi + lo;
-    let err = lo - (sum - hi);
-    // An infinite sum has a NaN err: no step.
-    let err = sum.is_finite().bitselect(err, f32x8::splat(0.0));
-    let rounded = round_lanes::<T>(to_odd(sum, err), up, down);
+    let rounded = round_lanes::<T>(product_to_odd(x * up, s_hi, s_lo), up, down);
     // Infinity and NaN in: infinity, or the NaN quieted (an infinity times
     // a zero s_lo would be a NaN).
     let xb = x.to_bits();
