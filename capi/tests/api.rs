@@ -20,7 +20,9 @@ fn keyed() -> Keyed {
 
 /// Data of `n` elements of `E` from a fixed pattern, with sign changes.
 fn data<E: Element + From<i8>>(n: usize) -> Vec<E> {
-    (0..n).map(|i| E::from(((i % 200) as i32 - 100) as i8)).collect()
+    (0..n)
+        .map(|i| E::from(((i % 200) as i32 - 100) as i8))
+        .collect()
 }
 
 trait Bits: Element + From<i8> + PartialEq + core::fmt::Debug {
