@@ -96,8 +96,9 @@ fn check_row_sources(op: &Op, case: &Case, keys: &[Keyed], seed: u64) {
     }
 }
 
-#[test]
-fn simd_equals_reference_for_every_length() {
+/// Lengths `range` of 0..=1100, each with its own salt: the quarters run
+/// as four tests, so that the test threads share them.
+fn every_length_in(range: core::ops::RangeInclusive<usize>) {
     let mut salt = rng(0x5EED);
     // Under Miri: lengths past a word and past a 512-element chunk.
     let lengths: Vec<usize> = if cfg!(miri) {
@@ -106,10 +107,13 @@ fn simd_equals_reference_for_every_length() {
         (0..=1100).collect()
     };
     for n in lengths {
+        let s = salt.next_u64();
+        if !range.contains(&n) {
+            continue;
+        }
         let p = EDGE_P[n % EDGE_P.len()];
         let dropout = Dropout::new(p).unwrap();
         let mode = if n % 13 == 0 { Mode::Eval } else { Mode::Train };
-        let s = salt.next_u64();
         let mut case = Case::new(dropout, mode, Units::elements(n), data(n, n as u64));
         case.bias = bias(n, s);
         // Under Miri: the element-wise rows just before a block edge, the
@@ -120,6 +124,26 @@ fn simd_equals_reference_for_every_length() {
             check_level(&case, Level::Units, &keys(units.count(), s, 1), s);
         }
     }
+}
+
+#[test]
+fn simd_equals_reference_for_every_length_first_quarter() {
+    every_length_in(0..=275);
+}
+
+#[test]
+fn simd_equals_reference_for_every_length_second_quarter() {
+    every_length_in(276..=550);
+}
+
+#[test]
+fn simd_equals_reference_for_every_length_third_quarter() {
+    every_length_in(551..=825);
+}
+
+#[test]
+fn simd_equals_reference_for_every_length_fourth_quarter() {
+    every_length_in(826..=1100);
 }
 
 #[test]
