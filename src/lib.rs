@@ -197,7 +197,8 @@
 //!   [`rand_xoshiro::Xoshiro256PlusPlus`]), consumed in order: for each group
 //!   of 64 consecutive elements of the call (the last group may be shorter,
 //!   with only its elements taking part), one `next_u64` per comparison step
-//!   above.
+//!   above. A call with no element that writes no mask draws nothing, even
+//!   with units (a zero `shared` or `run` axis gives units no elements).
 //! - [`Keyed`]`::new(seed, offset)`: the keyed stream below. Whether the
 //!   element at index `i` of a call is kept depends only on `seed`, `p` and
 //!   the position `offset + i`. Chunks of a tensor processed in any order, on

@@ -128,6 +128,11 @@ pub(crate) fn run<S: Randomness>(
     exec: impl Executor,
 ) -> Result<(), Error> {
     check(ops.len(), units, &decisions)?;
+    // No element to write and no mask: nothing to decide, even when a zero
+    // `shared` or `run` leaves units without elements.
+    if ops.len() == 0 && !matches!(decisions, Decisions::Draw { mask: Some(_), .. }) {
+        return Ok(());
+    }
     let count = units.count();
     let words = mask_words(count);
     match (Plan::of(dropout, mode), decisions) {

@@ -66,7 +66,9 @@ impl Keyed {
 /// A caller RNG is consumed in order: for each group of 64 consecutive
 /// elements of the call (the last group may be shorter), one `next_u64` per
 /// comparison step, as the crate docs describe. Calls that need no decision
-/// (evaluation mode, `p == 0`, `p == 1`, empty slices) draw nothing.
+/// (evaluation mode, `p == 0`, `p == 1`, and calls with no element that
+/// write no mask, even structured ones with units but no elements) draw
+/// nothing.
 ///
 /// This trait is sealed: those two are the only sources.
 pub trait Randomness: sealed::Sealed {}

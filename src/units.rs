@@ -56,7 +56,9 @@ impl Units {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidShape`] if the element count overflows `usize`.
+    /// [`Error::InvalidShape`] if the element count or the unit count
+    /// (`outer * inner`, which a zero `shared` or `run` leaves unbounded by
+    /// the element count) overflows `usize`.
     pub fn new(outer: usize, shared: usize, inner: usize, run: usize) -> Result<Self, Error> {
         let units = Units {
             outer,
@@ -64,9 +66,11 @@ impl Units {
             inner,
             run,
         };
-        outer
+        let count = outer.checked_mul(inner).ok_or(Error::InvalidShape {
+            reason: "the unit count overflows usize",
+        })?;
+        count
             .checked_mul(shared)
-            .and_then(|n| n.checked_mul(inner))
             .and_then(|n| n.checked_mul(run))
             .ok_or(Error::InvalidShape {
                 reason: "the element count overflows usize",
@@ -151,7 +155,7 @@ impl Units {
     /// # Errors
     ///
     /// [`Error::InvalidShape`] if an axis is out of range or repeated, the
-    /// pattern does not fit, or the element count overflows `usize`.
+    /// pattern does not fit, or the element or unit count overflows `usize`.
     ///
     /// ```
     /// use bitdrop::Units;

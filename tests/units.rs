@@ -150,3 +150,60 @@ fn drop_path_without_scaling() {
         }
     }
 }
+
+/// Units without elements (a zero `shared` or `run`): a unit count past
+/// `usize` is an error; a call that writes no mask decides nothing (it
+/// returns at once, draws nothing from a caller RNG, even for `2^63`
+/// units); a call that writes the mask decides every unit, as for units
+/// with elements.
+#[test]
+fn units_without_elements() {
+    let too_many = Units::new(usize::MAX, 0, 2, 1);
+    assert!(
+        matches!(too_many, Err(bitdrop::Error::InvalidShape { .. })),
+        "{too_many:?}"
+    );
+    assert!(Units::broadcast(&[usize::MAX, 0, 2], &[1]).is_err());
+    let d = Dropout::new(0.5).unwrap();
+    for units in [
+        Units::new(1, 0, 100, 1).unwrap(),
+        Units::new(1, 0, 1 << 63, 1).unwrap(),
+        Units::new(2, 1, 1 << 62, 0).unwrap(),
+    ] {
+        let st = d.structured(units);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let before = rng.clone();
+        st.forward(Mode::Train, &mut [0.0_f32; 0], &mut rng)
+            .unwrap();
+        st.backward(Mode::Train, &mut [0.0_f32; 0], Keyed::new(1, 0))
+            .unwrap();
+        st.forward_to(Mode::Train, &[0.0_f32; 0], &mut [], Keyed::new(1, 0))
+            .unwrap();
+        // A given mask must still cover every unit.
+        let short = st.apply_mask(Mode::Train, &mut [0.0_f32; 0], &[]);
+        assert!(
+            matches!(short, Err(bitdrop::Error::MaskTooShort { .. })),
+            "{short:?}"
+        );
+        assert_eq!(rng, before, "{units:?}: drew for units without elements");
+        // Past the stream's end is still an error, as for any call.
+        let late = Keyed::new(1, u64::MAX - 10);
+        assert!(st.forward(Mode::Train, &mut [0.0_f32; 0], late).is_err());
+    }
+    // With a mask, the units are decided (and a caller RNG consumed).
+    let units = Units::new(1, 0, 100, 1).unwrap();
+    let (mut with_rng, mut with_key) = ([0_u64; 2], [0_u64; 2]);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+    let before = rng.clone();
+    d.structured(units)
+        .forward_with_mask(Mode::Train, &mut [0.0_f32; 0], &mut with_rng, &mut rng)
+        .unwrap();
+    assert_ne!(rng, before);
+    d.structured(units)
+        .fill_mask(Mode::Train, &mut with_key, Keyed::new(3, 0))
+        .unwrap();
+    let mut elementwise = [0_u64; 2];
+    d.fill_mask(Mode::Train, 100, &mut elementwise, Keyed::new(3, 0))
+        .unwrap();
+    assert_eq!(with_key, elementwise);
+}
