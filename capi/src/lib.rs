@@ -39,9 +39,12 @@
 //! size, stream positions past `2^64 - 1`).
 //!
 //! The caller's duty, which no library can check: each non-null pointer
-//! points to at least its length of valid, initialized elements (or words),
-//! writable where the function writes, and no other thread writes them
-//! during the call. A null pointer with length 0 is an empty buffer.
+//! points to at least its length of elements (or words), readable, and
+//! writable where the function writes; output buffers hold initialized
+//! memory (any values: they are overwritten without being read); during
+//! the call no other thread accesses a buffer the call writes or writes a
+//! buffer it reads. A null pointer with length 0 is an empty buffer. The
+//! header carries this contract at its top, for C readers.
 //!
 //! No function allocates, panics or unwinds. Without its default `std`
 //! feature the crate is `no_std` and needs no allocator.
@@ -52,7 +55,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{CStr, c_char, c_int, c_void};
 use core::mem::{align_of, size_of};
 
 use bitdrop::half::{bf16, f16};
@@ -67,8 +70,8 @@ pub enum BitdropStatus {
     Ok = 0,
     /// A pointer is null and its length is not 0.
     NullPointer = 1,
-    /// A pointer is not aligned for its element type (4 bytes for `float`,
-    /// 2 for the 16-bit types, 8 for mask words).
+    /// A pointer is not aligned for its element type (`_Alignof(float)`,
+    /// `_Alignof(uint16_t)`, `_Alignof(uint64_t)` for mask words).
     Misaligned = 2,
     /// A buffer's size in bytes exceeds `PTRDIFF_MAX`, or it runs past the
     /// end of the address space.
@@ -83,13 +86,15 @@ pub enum BitdropStatus {
     InvalidProbability = 7,
     /// An output's length differs from its input's.
     LengthMismatch = 8,
-    /// The mask has fewer words than `bitdrop_mask_words(units)` needs.
+    /// The mask has fewer words than `bitdrop_mask_words(outer * inner)`
+    /// (of `len` when element-wise) needs.
     MaskTooShort = 9,
     /// The data's length differs from the element count of its units.
     ShapeMismatch = 10,
-    /// The units' element count overflows `size_t`.
+    /// The units' element count or unit count (`outer * inner`) overflows
+    /// `size_t`.
     InvalidShape = 11,
-    /// The bias is empty, or its length does not divide the data's.
+    /// The bias's length does not divide the data's.
     BiasMismatch = 12,
     /// The key's offset plus the call's units run past position
     /// `2^64 - 1` of the stream.
@@ -98,7 +103,7 @@ pub enum BitdropStatus {
     Other = 14,
 }
 
-/// Training or evaluation, one of [`BITDROP_TRAIN`] and [`BITDROP_EVAL`].
+/// Training or evaluation, one of `BITDROP_TRAIN` and `BITDROP_EVAL`.
 pub type BitdropMode = u32;
 /// Drop with probability `p`, scale the kept elements by `1 / (1 - p)`.
 pub const BITDROP_TRAIN: BitdropMode = 0;
@@ -123,7 +128,7 @@ pub const BITDROP_F16: BitdropDtype = 2;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BitdropKey {
     /// The stream: derive one per layer, step and sample with
-    /// [`bitdrop_derive_seed`].
+    /// `bitdrop_derive_seed()`.
     pub seed: u64,
     /// The stream position of the call's first unit.
     pub offset: u64,
@@ -149,6 +154,59 @@ pub struct BitdropUnits {
     pub inner: usize,
     /// Consecutive elements of one unit.
     pub run: usize,
+}
+
+impl BitdropStatus {
+    /// Every status, in the order of their codes.
+    const ALL: [BitdropStatus; 15] = {
+        use BitdropStatus::*;
+        [
+            Ok,
+            NullPointer,
+            Misaligned,
+            TooLong,
+            Overlap,
+            InvalidMode,
+            InvalidDtype,
+            InvalidProbability,
+            LengthMismatch,
+            MaskTooShort,
+            ShapeMismatch,
+            InvalidShape,
+            BiasMismatch,
+            PositionOverflow,
+            Other,
+        ]
+    };
+
+    /// A short English description, as `bitdrop_status_message()` gives it.
+    const fn message(self) -> &'static CStr {
+        match self {
+            BitdropStatus::Ok => c"ok",
+            BitdropStatus::NullPointer => c"a pointer is null and its length is not 0",
+            BitdropStatus::Misaligned => c"a pointer is not aligned for its element type",
+            BitdropStatus::TooLong => {
+                c"a buffer is larger than PTRDIFF_MAX bytes or wraps the address space"
+            }
+            BitdropStatus::Overlap => {
+                c"a buffer the call writes overlaps another buffer of the call"
+            }
+            BitdropStatus::InvalidMode => c"the mode is neither BITDROP_TRAIN nor BITDROP_EVAL",
+            BitdropStatus::InvalidDtype => {
+                c"the element type is not BITDROP_F32, BITDROP_BF16 or BITDROP_F16"
+            }
+            BitdropStatus::InvalidProbability => c"the drop probability is not in [0, 1]",
+            BitdropStatus::LengthMismatch => c"an output's length differs from its input's",
+            BitdropStatus::MaskTooShort => c"the mask has too few words",
+            BitdropStatus::ShapeMismatch => {
+                c"the data's length differs from its units' element count"
+            }
+            BitdropStatus::InvalidShape => c"the units' element or unit count overflows size_t",
+            BitdropStatus::BiasMismatch => c"the bias's length does not divide the data's",
+            BitdropStatus::PositionOverflow => c"the call runs past the end of the keyed stream",
+            BitdropStatus::Other => c"an error this version of the C API does not name",
+        }
+    }
 }
 
 type Outcome = Result<(), BitdropStatus>;
@@ -186,17 +244,20 @@ fn mode(mode: BitdropMode) -> Result<Mode, BitdropStatus> {
 ///
 /// # Safety
 ///
-/// `units` is null or points to a valid `BitdropUnits`.
+/// `units` is null or points to a readable `BitdropUnits`, aligned or not.
 unsafe fn config(
     p: f32,
     units: *const BitdropUnits,
     len: usize,
 ) -> Result<Structured, BitdropStatus> {
     let dropout = Dropout::new(p)?;
-    // SAFETY: the caller's duty, as documented on every function.
-    let units = match unsafe { units.as_ref() } {
-        None => Units::elements(len),
-        Some(u) => Units::new(u.outer, u.shared, u.inner, u.run)?,
+    let units = if units.is_null() {
+        Units::elements(len)
+    } else {
+        // SAFETY: non-null, readable (the caller's duty); an unaligned read
+        // needs no alignment.
+        let u = unsafe { units.read_unaligned() };
+        Units::new(u.outer, u.shared, u.inner, u.run)?
     };
     Ok(dropout.structured(units))
 }
@@ -340,33 +401,20 @@ pub extern "C" fn bitdrop_scale(p: f32) -> f32 {
 /// string; "unknown status" for values that are not a `BitdropStatus`.
 #[unsafe(no_mangle)]
 pub extern "C" fn bitdrop_status_message(status: c_int) -> *const c_char {
-    let message: &'static core::ffi::CStr = match status {
-        0 => c"ok",
-        1 => c"a pointer is null and its length is not 0",
-        2 => c"a pointer is not aligned for its element type",
-        3 => c"a buffer is larger than PTRDIFF_MAX bytes or wraps the address space",
-        4 => c"a buffer the call writes overlaps another buffer of the call",
-        5 => c"the mode is neither BITDROP_TRAIN nor BITDROP_EVAL",
-        6 => c"the element type is not BITDROP_F32, BITDROP_BF16 or BITDROP_F16",
-        7 => c"the drop probability is not in [0, 1]",
-        8 => c"an output's length differs from its input's",
-        9 => c"the mask has too few words",
-        10 => c"the data's length differs from its units' element count",
-        11 => c"the units' element count overflows size_t",
-        12 => c"the bias is empty or its length does not divide the data's",
-        13 => c"the call runs past the end of the keyed stream",
-        14 => c"an error this version of the C API does not name",
-        _ => c"unknown status",
-    };
-    message.as_ptr()
+    BitdropStatus::ALL
+        .into_iter()
+        .find(|s| *s as c_int == status)
+        .map_or(c"unknown status", BitdropStatus::message)
+        .as_ptr()
 }
 
 /// Dropout in place on the `len` elements at `xs`.
 ///
 /// # Safety
 ///
-/// See the crate documentation: every non-null pointer is valid for its
-/// length; `units` is null or valid.
+/// The caller's duty at the top of the header (and of the crate
+/// documentation): every non-null pointer valid for its length; `units`
+/// null or pointing to a `BitdropUnits`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_forward(
     dtype: BitdropDtype,
@@ -392,7 +440,7 @@ pub unsafe extern "C" fn bitdrop_forward(
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_forward_to(
     dtype: BitdropDtype,
@@ -417,12 +465,12 @@ pub unsafe extern "C" fn bitdrop_forward_to(
     })
 }
 
-/// [`bitdrop_forward`] that also writes the mask (one bit per unit, see
-/// [`bitdrop_mask_words`]) to the `mask_words` words at `mask`.
+/// `bitdrop_forward()` that also writes the mask (one bit per unit, see
+/// `bitdrop_mask_words()`) to the `mask_words` words at `mask`.
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_forward_with_mask(
     dtype: BitdropDtype,
@@ -447,11 +495,11 @@ pub unsafe extern "C" fn bitdrop_forward_with_mask(
     })
 }
 
-/// [`bitdrop_forward_to`] that also writes the mask.
+/// `bitdrop_forward_to()` that also writes the mask.
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_forward_to_with_mask(
     dtype: BitdropDtype,
@@ -481,11 +529,11 @@ pub unsafe extern "C" fn bitdrop_forward_to_with_mask(
 }
 
 /// Writes the mask of a call on `len` elements, without any data: the
-/// decisions [`bitdrop_forward`] makes with the same key.
+/// decisions `bitdrop_forward()` makes with the same key.
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_fill_mask(
     p: f32,
@@ -517,7 +565,7 @@ pub unsafe extern "C" fn bitdrop_fill_mask(
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_apply_mask(
     dtype: BitdropDtype,
@@ -545,7 +593,7 @@ pub unsafe extern "C" fn bitdrop_apply_mask(
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_apply_mask_to(
     dtype: BitdropDtype,
@@ -578,7 +626,7 @@ pub unsafe extern "C" fn bitdrop_apply_mask_to(
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_backward(
     dtype: BitdropDtype,
@@ -599,11 +647,11 @@ pub unsafe extern "C" fn bitdrop_backward(
     })
 }
 
-/// [`bitdrop_backward`] from `grad` into `out`, which must not overlap.
+/// `bitdrop_backward()` from `grad` into `out`, which must not overlap.
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_backward_to(
     dtype: BitdropDtype,
@@ -630,12 +678,12 @@ pub unsafe extern "C" fn bitdrop_backward_to(
 
 /// The buffers of a fused residual call, checked, as bitdrop's
 /// [`Residual`]: `out` may be `x` or `residual` itself (in place), and
-/// otherwise overlaps neither; `bias` (null for none) and `mask` overlap
-/// no written buffer.
+/// otherwise overlaps neither; `bias` (none when `bias_len` is 0) and
+/// `mask` overlap no written buffer.
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`]; the slices live only during the call.
+/// As `bitdrop_forward()`; the slices live only during the call.
 unsafe fn residual<'a, E: Element>(
     x: *const c_void,
     residual: *const c_void,
@@ -650,9 +698,9 @@ unsafe fn residual<'a, E: Element>(
         Buffer::new(residual.cast::<E>(), len)?,
     );
     let out = Buffer::new(out.cast::<E>(), len)?;
-    let bias = match bias.is_null() && bias_len == 0 {
-        true => None,
-        false => Some(Buffer::new(bias.cast::<E>(), bias_len)?),
+    let bias = match bias_len {
+        0 => None,
+        _ => Some(Buffer::new(bias.cast::<E>(), bias_len)?),
     };
     let mut read = [x.range(), r.range(), bias.map_or((0, 0), |b| b.range())];
     if len > 0 && out.ptr == x.ptr {
@@ -690,12 +738,13 @@ unsafe fn residual<'a, E: Element>(
 
 /// Dropout fused with the residual add, `out[i] = residual[i] +
 /// dropout(x + bias)[i]` (the bias, a row of `bias_len` elements repeated,
-/// is optional: null and 0 for none). All three buffers have `len`
-/// elements; `out` may be `x` or `residual` (in place).
+/// is optional: `bias_len` 0 for none). All three buffers have `len`
+/// elements; `out` may be `x` itself or `residual` itself (in place, which
+/// then must not overlap the other), and otherwise overlaps neither.
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_residual_add(
     dtype: BitdropDtype,
@@ -719,11 +768,11 @@ pub unsafe extern "C" fn bitdrop_residual_add(
     })
 }
 
-/// [`bitdrop_residual_add`] that also writes the mask.
+/// `bitdrop_residual_add()` that also writes the mask.
 ///
 /// # Safety
 ///
-/// As [`bitdrop_forward`].
+/// As `bitdrop_forward()`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bitdrop_residual_add_with_mask(
     dtype: BitdropDtype,

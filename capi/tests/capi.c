@@ -12,7 +12,7 @@
 #include "bitdrop.h"
 
 #define N 1000
-#define WORDS ((N + 63) / 64)
+#define WORDS BITDROP_MASK_WORDS(N)
 
 static int checks;
 
@@ -154,7 +154,8 @@ static void structured_and_fused(void) {
 
 static void errors(void) {
     const BitdropKey key = {.seed = 3, .offset = 0};
-    float xs[64], before[64], out[64];
+    _Alignas(uint64_t) float xs[64]; /* also viewed as mask words below */
+    float before[64], out[64];
     uint64_t mask[2] = {0, 0};
     fill(xs, 64);
     memcpy(before, xs, sizeof xs);
@@ -179,6 +180,9 @@ static void errors(void) {
         {"units of 60 elements", bitdrop_forward(BITDROP_F32, 0.5f, BITDROP_TRAIN, &(BitdropUnits){1, 1, 6, 10}, key, xs, 64), BITDROP_STATUS_SHAPE_MISMATCH},
         {"units overflow", bitdrop_forward(BITDROP_F32, 0.5f, BITDROP_TRAIN, &(BitdropUnits){(size_t)-1, 2, 1, 1}, key, xs, 64), BITDROP_STATUS_INVALID_SHAPE},
         {"bias of 5", bitdrop_residual_add(BITDROP_F32, 0.5f, BITDROP_TRAIN, NULL, key, xs, xs, out, 64, xs, 5), BITDROP_STATUS_BIAS_MISMATCH},
+        {"bias over out", bitdrop_residual_add(BITDROP_F32, 0.5f, BITDROP_TRAIN, NULL, key, xs, xs, out, 64, out + 8, 8), BITDROP_STATUS_OVERLAP},
+        {"out = x = residual", bitdrop_residual_add(BITDROP_F32, 0.5f, BITDROP_TRAIN, NULL, key, xs, xs, xs, 64, NULL, 0), BITDROP_STATUS_OVERLAP},
+        {"unit count overflows", bitdrop_forward(BITDROP_F32, 0.5f, BITDROP_TRAIN, &(BitdropUnits){(size_t)-1, 0, 2, 1}, key, NULL, 0), BITDROP_STATUS_INVALID_SHAPE},
         {"past the stream", bitdrop_forward(BITDROP_F32, 0.5f, BITDROP_TRAIN, NULL, (BitdropKey){3, UINT64_MAX - 10}, xs, 64), BITDROP_STATUS_POSITION_OVERFLOW},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -193,6 +197,21 @@ static void errors(void) {
     printf("errors: nothing written by any failed call\n");
 }
 
+/* Units without elements (a zero shared axis): nothing to decide, so the
+ * call returns at once, even for 2^40 units; with a mask, they are decided. */
+static void units_without_elements(void) {
+    const BitdropUnits empty = {.outer = 1, .shared = 0, .inner = (size_t)1 << 40, .run = 1};
+    const BitdropKey key = {.seed = 8, .offset = 0};
+    OK(bitdrop_forward(BITDROP_F32, 0.5f, BITDROP_TRAIN, &empty, key, NULL, 0));
+    OK(bitdrop_backward(BITDROP_BF16, 0.5f, BITDROP_TRAIN, &empty, key, NULL, 0));
+    const BitdropUnits hundred = {.outer = 1, .shared = 0, .inner = 100, .run = 1};
+    uint64_t units_mask[2], elements_mask[2];
+    OK(bitdrop_fill_mask(0.5f, BITDROP_TRAIN, &hundred, key, 0, units_mask, 2));
+    OK(bitdrop_fill_mask(0.5f, BITDROP_TRAIN, NULL, key, 100, elements_mask, 2));
+    CHECK(memcmp(units_mask, elements_mask, sizeof units_mask) == 0, "unit decisions");
+    printf("units without elements: 2^40 of them decided nothing; with a mask, 100 decided\n");
+}
+
 int main(void) {
     uint64_t path[2] = {3, 41}, seed = 0;
     OK(bitdrop_derive_seed(7, path, 2, &seed));
@@ -201,6 +220,7 @@ int main(void) {
     regeneration();
     eval_identity();
     structured_and_fused();
+    units_without_elements();
     errors();
     printf("all %d checks passed\n", checks);
     return 0;
