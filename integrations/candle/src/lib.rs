@@ -7,7 +7,7 @@
 //!
 //! # Why
 //!
-//! [`candle_nn::ops::dropout`] draws a uniform `f32` tensor, compares it
+//! [`candle_nn::ops::dropout`](https://docs.rs/candle-nn/0.11.1/candle_nn/ops/fn.dropout.html) draws a uniform `f32` tensor, compares it
 //! with `p`, and multiplies by the resulting `f32`-per-element mask, which
 //! autograd keeps alive until the backward pass. Its CPU random numbers
 //! cannot be seeded. Here instead:

@@ -8,7 +8,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A dropout layer, mirroring [`candle_nn::Dropout`]: in training the
+/// A dropout layer, mirroring [`candle_nn::Dropout`](https://docs.rs/candle-nn/0.11.1/candle_nn/struct.Dropout.html): in training the
 /// [`dropout`](crate::dropout) of its input with a fresh key per call, in
 /// evaluation the identity.
 ///
@@ -29,9 +29,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// by `with_seed` with the same seed draw the same masks call for call;
 /// give each layer its own seed, for example
 /// `derive_seed(run_seed, &[layer])`. Clones share the counter (and the
-/// seed), so a clone and its original never draw the same key. The backward
-/// pass of each call regenerates that call's mask from the key it used;
-/// nothing else is stored.
+/// seed), so a clone and its original never draw the same key; calls from
+/// several threads take the numbers in the order they arrive, so for
+/// reproducible masks keep one thread per layer, or call
+/// [`dropout`](crate::dropout) with keys of your own. A recomputed forward
+/// pass (activation checkpointing) is a new call with a new key: recompute
+/// through [`dropout`](crate::dropout) with [`key`](Dropout::key)`(c)`
+/// instead. The backward pass of each call regenerates that call's mask
+/// from the key it used; nothing else is stored. To resume a run from a
+/// checkpoint, store [`calls`](Dropout::calls) with it and restore it with
+/// [`set_calls`](Dropout::set_calls).
 ///
 /// ```
 /// use bitdrop_candle::Dropout;
@@ -68,7 +75,7 @@ impl Dropout {
     /// system's randomness (the keys of `std`'s [`RandomState`]), so that
     /// every layer, and every run, draws its own masks.
     ///
-    /// Like [`candle_nn::Dropout::new`] this does not fail: a `p` outside
+    /// Like [`candle_nn::Dropout::new`](https://docs.rs/candle-nn/0.11.1/candle_nn/struct.Dropout.html#method.new) this does not fail: a `p` outside
     /// `0.0..=1.0` (or NaN) is reported as an error by each training call.
     ///
     /// ```
@@ -121,6 +128,29 @@ impl Dropout {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// Sets the number the next training call takes (for this layer and
+    /// its clones): resuming from a checkpoint, the count saved with it.
+    ///
+    /// ```
+    /// use bitdrop_candle::Dropout;
+    /// use candle_core::{DType, Device, Tensor};
+    ///
+    /// let xs = Tensor::ones(256, DType::F32, &Device::Cpu)?;
+    /// let run = Dropout::with_seed(0.3, 99);
+    /// run.forward_t(&xs, true)?;
+    /// let second = run.forward_t(&xs, true)?;
+    ///
+    /// let resumed = Dropout::with_seed(0.3, 99);
+    /// resumed.set_calls(1);
+    /// let again = resumed.forward_t(&xs, true)?;
+    /// assert_eq!(second.to_vec1::<f32>()?, again.to_vec1::<f32>()?);
+    /// assert_eq!(resumed.calls(), 2);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn set_calls(&self, calls: u64) {
+        self.calls.store(calls, Ordering::Relaxed);
+    }
+
     /// The key of training call number `call`:
     /// `Keyed::new(derive_seed(seed, &[call]), 0)`.
     ///
@@ -163,7 +193,7 @@ impl Dropout {
     }
 
     /// [`forward_t`](Dropout::forward_t), under the name of
-    /// [`candle_nn::Dropout::forward`].
+    /// [`candle_nn::Dropout::forward`](https://docs.rs/candle-nn/0.11.1/candle_nn/struct.Dropout.html#method.forward).
     ///
     /// # Errors
     ///

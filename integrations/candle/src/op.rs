@@ -179,11 +179,14 @@ impl CustomOp1 for Backward {
 
 /// Training-mode dropout of `xs` with drop probability `p` and the mask of
 /// stream `key`, with backpropagation: `bitdrop_candle`'s counterpart of
-/// [`candle_nn::ops::dropout`]`(xs, p)`, seeded, and storing no mask.
+/// [`candle_nn::ops::dropout`](https://docs.rs/candle-nn/0.11.1/candle_nn/ops/fn.dropout.html)`(xs, p)`, seeded, and storing no mask.
 ///
 /// Applies a [`DropoutOp`] to `xs` made contiguous (a copy only if it is
 /// not, which keeps element `i` in row-major order at position
-/// `key.offset() + i`). At `p == 0` it returns `xs.clone()` (the same
+/// `key.offset() + i`; autograd keeps that copy, the op's input, until the
+/// backward pass, as it keeps any op's input: only a contiguous `xs` keeps
+/// the promise of no memory beyond the tensors themselves). At `p == 0` it
+/// returns `xs.clone()` (the same
 /// storage, the identity). At `p == 1` every element is `+0.0` (candle's
 /// `dropout` rejects `p == 1`).
 ///

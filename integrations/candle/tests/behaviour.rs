@@ -196,6 +196,39 @@ fn p_zero_is_the_identity_and_p_one_drops_everything() -> Result<()> {
     Ok(())
 }
 
+/// A dropped element is `+0.0` for negative inputs too (candle's
+/// `xs * mask` would give `-0.0`), in every dtype, out of place and in
+/// place; kept ones are `x * scale`, negative.
+#[test]
+fn dropped_negative_elements_are_positive_zero() -> Result<()> {
+    let key = Keyed::new(12, 0);
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        let xs = (ramp(512)?.neg()?).to_dtype(dtype)?; // -1, ..., -512
+        let out = dropout(&xs, 0.5, key)?;
+        let inplace = xs.copy()?;
+        inplace.inplace_op1(&DropoutInplace::new(0.5, key)?)?;
+        for t in [&out, &inplace] {
+            let v = values(t)?;
+            let dropped = v.iter().filter(|&&v| v.to_bits() == 0).count();
+            let negative_zero = v
+                .iter()
+                .filter(|&&v| v.to_bits() == (-0.0f32).to_bits())
+                .count();
+            assert_eq!(negative_zero, 0, "{dtype:?}");
+            assert!(
+                (150..362).contains(&dropped),
+                "{dtype:?}: {dropped} dropped"
+            );
+            assert_eq!(
+                v.iter().filter(|&&v| v < 0.0).count() + dropped,
+                512,
+                "{dtype:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
 // ---- the in-place op (Monte Carlo dropout) ----
 
 #[test]
