@@ -244,15 +244,17 @@ fn every_function_equals_the_rust_call() {
         inner: N / 7,
         run: 1,
     };
-    // Under Miri, which checks the unsafe code (the same for every shape
-    // and 16-bit type): element-wise and one structured shape, f32 and bf16.
-    let shapes = [None, Some(channels), Some(time_steps)];
-    for units in shapes.into_iter().take(if cfg!(miri) { 2 } else { 3 }) {
+    if cfg!(miri) {
+        // The unsafe code is the same for every shape and 16-bit type:
+        // f32 element-wise, bf16 on channels.
+        same_as_rust::<f32>(None);
+        same_as_rust::<bf16>(Some(channels));
+        return;
+    }
+    for units in [None, Some(channels), Some(time_steps)] {
         same_as_rust::<f32>(units);
         same_as_rust::<bf16>(units);
-        if !cfg!(miri) {
-            same_as_rust::<f16>(units);
-        }
+        same_as_rust::<f16>(units);
     }
 }
 
@@ -293,10 +295,15 @@ fn helpers() {
 
 #[test]
 fn the_checks_of_the_c_api_write_nothing() {
+    // Aligned for u64, so that mask words over the data overlap rather than
+    // misalign.
+    #[repr(C, align(8))]
+    struct Aligned([f32; 256]);
     let xs = data::<f32>(256);
-    let mut buf = xs.clone();
+    let mut store = Box::new(Aligned([0.0; 256]));
+    store.0.copy_from_slice(&xs);
     let mut mask = [0u64; 4];
-    let base = mut_ptr(&mut buf);
+    let base = mut_ptr(&mut store.0);
     let f = BITDROP_F32;
     let fused = |x: *const c_void,
                  r: *const c_void,
@@ -489,7 +496,7 @@ fn the_checks_of_the_c_api_write_nothing() {
     for (i, (got, want)) in cases.into_iter().enumerate() {
         assert_eq!(got, want, "case {i}");
     }
-    assert_eq!(buf, xs);
+    assert_eq!(&store.0[..], &xs[..]);
     assert_eq!(mask, [0; 4]);
     // Reading overlapping inputs is fine when the output overlaps neither.
     assert_eq!(fused(at(0), at(16), at(128), at(0), 8), BitdropStatus::Ok);
