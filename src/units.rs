@@ -66,11 +66,13 @@ impl Units {
             inner,
             run,
         };
-        let count = outer.checked_mul(inner).ok_or(Error::InvalidShape {
+        outer.checked_mul(inner).ok_or(Error::InvalidShape {
             reason: "the unit count overflows usize",
         })?;
-        count
+        // In the order `len` multiplies, so that no step of it overflows.
+        outer
             .checked_mul(shared)
+            .and_then(|n| n.checked_mul(inner))
             .and_then(|n| n.checked_mul(run))
             .ok_or(Error::InvalidShape {
                 reason: "the element count overflows usize",

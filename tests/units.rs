@@ -154,7 +154,7 @@ fn drop_path_without_scaling() {
 /// Units without elements (a zero `shared` or `run`): a unit count past
 /// `usize` is an error; a call that writes no mask decides nothing (it
 /// returns at once, draws nothing from a caller RNG, even for `2^63`
-/// units); a call that writes the mask decides every unit, as for units
+/// units on 64-bit targets); a call that writes the mask decides every unit, as for units
 /// with elements.
 #[test]
 fn units_without_elements() {
@@ -164,11 +164,14 @@ fn units_without_elements() {
         "{too_many:?}"
     );
     assert!(Units::broadcast(&[usize::MAX, 0, 2], &[1]).is_err());
+    // An intermediate product of the element count overflows, though the
+    // count is 0.
+    assert!(Units::new(usize::MAX / 2, 3, 0, 1).is_err());
     let d = Dropout::new(0.5).unwrap();
     for units in [
         Units::new(1, 0, 100, 1).unwrap(),
-        Units::new(1, 0, 1 << 63, 1).unwrap(),
-        Units::new(2, 1, 1 << 62, 0).unwrap(),
+        Units::new(1, 0, usize::MAX / 2 + 1, 1).unwrap(),
+        Units::new(2, 1, usize::MAX / 4 + 1, 0).unwrap(),
     ] {
         let st = d.structured(units);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
