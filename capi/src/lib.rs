@@ -702,11 +702,12 @@ unsafe fn residual<'a, E: Element>(
         0 => None,
         _ => Some(Buffer::new(bias.cast::<E>(), bias_len)?),
     };
+    // In place on x (0) or on the residual (1): `out` is that buffer itself,
+    // which then need not be disjoint from it.
+    let place = [x.ptr, r.ptr].iter().position(|&p| len > 0 && p == out.ptr);
     let mut read = [x.range(), r.range(), bias.map_or((0, 0), |b| b.range())];
-    if len > 0 && out.ptr == x.ptr {
-        read[0] = (0, 0);
-    } else if len > 0 && out.ptr == r.ptr {
-        read[1] = (0, 0);
+    if let Some(i) = place {
+        read[i] = (0, 0);
     }
     disjoint(&out, &read)?;
     if let Some(mask) = mask {
@@ -714,22 +715,20 @@ unsafe fn residual<'a, E: Element>(
     }
     // SAFETY: checked; the one written buffer overlaps no other.
     let io = unsafe {
-        if len > 0 && out.ptr == x.ptr {
-            Residual::IntoX {
+        match place {
+            Some(0) => Residual::IntoX {
                 x: out.slice_mut(),
                 residual: r.slice(),
-            }
-        } else if len > 0 && out.ptr == r.ptr {
-            Residual::IntoResidual {
+            },
+            Some(_) => Residual::IntoResidual {
                 x: x.slice(),
                 residual: out.slice_mut(),
-            }
-        } else {
-            Residual::Into {
+            },
+            None => Residual::Into {
                 x: x.slice(),
                 residual: r.slice(),
                 out: out.slice_mut(),
-            }
+            },
         }
     };
     // SAFETY: checked; read only.
