@@ -59,6 +59,9 @@ pub(crate) mod sealed {
         /// One addition, rounded once to the type.
         fn plus(self, other: Self) -> Self;
 
+        /// `v` rounded once to the type, to nearest, ties to even.
+        fn from_f32(v: f32) -> Self;
+
         /// Lanes from eight elements.
         fn load(x: &[Self; 8]) -> Self::Lanes;
         /// Lanes back to eight elements.
@@ -70,6 +73,9 @@ pub(crate) mod sealed {
         /// `v` where `keep` is all ones, [`ZERO`](Sealed::ZERO) where it is
         /// all zeros: a select on the bits, so NaN and inf cannot leak.
         fn select_lanes(keep: u32x8, v: Self::Lanes) -> Self::Lanes;
+        /// `kept` where `keep` is all ones, `dropped` where it is all
+        /// zeros, on the bits.
+        fn either_lanes(keep: u32x8, kept: Self::Lanes, dropped: Self::Lanes) -> Self::Lanes;
     }
 }
 
@@ -85,6 +91,10 @@ impl sealed::Sealed for f32 {
     #[inline(always)]
     fn plus(self, other: Self) -> Self {
         self + other
+    }
+
+    fn from_f32(v: f32) -> Self {
+        v
     }
 
     #[inline(always)]
@@ -110,5 +120,10 @@ impl sealed::Sealed for f32 {
     #[inline(always)]
     fn select_lanes(keep: u32x8, v: f32x8) -> f32x8 {
         f32x8::from_bits(v.to_bits() & keep)
+    }
+
+    #[inline(always)]
+    fn either_lanes(keep: u32x8, kept: f32x8, dropped: f32x8) -> f32x8 {
+        f32x8::from_bits(keep.bitselect(kept.to_bits(), dropped.to_bits()))
     }
 }

@@ -49,6 +49,16 @@ pub enum Error {
         /// Length of the data.
         len: usize,
     },
+    /// A noise standard deviation that is NaN, infinite or negative.
+    InvalidStdDev {
+        /// The rejected value.
+        std_dev: f32,
+    },
+    /// A DropBlock block size of zero.
+    InvalidBlockSize {
+        /// The rejected value.
+        block_size: usize,
+    },
     /// The keyed stream would run past position `2^64 - 1`:
     /// `offset + len > 2^64`.
     PositionOverflow {
@@ -84,6 +94,12 @@ impl fmt::Display for Error {
                     f,
                     "a bias of {bias} elements does not divide {len} into rows"
                 )
+            }
+            Error::InvalidStdDev { std_dev } => {
+                write!(f, "standard deviation {std_dev} is not finite and >= 0")
+            }
+            Error::InvalidBlockSize { block_size } => {
+                write!(f, "block size {block_size} is not at least 1")
             }
             Error::PositionOverflow { offset, len } => write!(
                 f,

@@ -26,7 +26,7 @@ impl<'a, E> Data<'a, E> {
         Ok(Data::Copy(xs, out))
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Data::InPlace(xs) => xs.len(),
             Data::Copy(_, out) => out.len(),

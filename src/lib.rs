@@ -116,6 +116,19 @@
 //! evaluation mode); then one `f32` addition of `r`. Nothing is fused into a
 //! multiply-add, so every target rounds alike.
 //!
+//! # DropBlock
+//!
+//! [`DropBlock`] drops `bs x bs` squares of each channel of a
+//! channels-first `[n, c, h, w]` tensor (Ghiasi et al. 2018): a seed is
+//! drawn at each top-left corner where a block fits, with the paper's rate
+//! `gamma` as an exact 64-bit threshold (seed `k` at keyed stream position
+//! `offset + k`), each drawn seed clears its square in the one-bit element
+//! mask (caller-provided, the only scratch), and the survivors are scaled
+//! by `numel / kept`, dropped elements `+0.0` by a select. The mask, kept
+//! for the backward pass, is applied by [`DropBlock::apply_mask`]. Its
+//! exact definition and its differences from timm's and torchvision's
+//! are on the type.
+//!
 //! # Element types
 //!
 //! Every operation takes `f32` slices, and with the `half` feature
@@ -304,6 +317,8 @@ mod kernel;
 mod keyed;
 mod source;
 // The operations: one file per variant.
+mod alpha;
+mod drop_block;
 mod inverted;
 mod ops;
 #[cfg(feature = "rayon")]
@@ -313,6 +328,8 @@ mod structured;
 // The oracle: imports the shared definitions, imported by nothing.
 pub mod reference;
 
+pub use alpha::{ALPHA_PRIME, AlphaDropout};
+pub use drop_block::DropBlock;
 pub use dropout::{Dropout, Mode};
 pub use element::Element;
 pub use error::Error;

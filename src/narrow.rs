@@ -21,8 +21,9 @@
 //!   in `f32`, their sum and its error (Fast2Sum), the sum rounded to odd
 //!   by that error, then rounded to the type on the bits. Rounding to odd at 24 bits and then
 //!   to nearest even at 8 or 11 is the one correct rounding. Blocks with a
-//!   subnormal, infinite or NaN lane, or a product near the type's overflow,
-//!   take the general way, the exact one with the type's subnormal grid and
+//!   subnormal, infinite or NaN lane, or a product near the type's overflow
+//!   or below its smallest normal number (scales below 1, as alpha
+//!   dropout's, reach there), take the general way, the exact one with the type's subnormal grid and
 //!   overflow; tiny `bf16` inputs, whose second partial product would be an
 //!   `f32` subnormal, are computed there `2^64` times larger and rounded on
 //!   the type's grid scaled alike. On this machine the exact result costs
@@ -304,13 +305,17 @@ fn scaled_lanes<T: Narrow>(x: f32x8, s: f32) -> f32x8 {
         min_normal::<T>()
     });
     let high = f32x8::splat(max::<T>() / (2.0 * s));
-    let ordinary = (mag.simd_ge(low) & mag.simd_le(high)) | x.simd_eq(f32x8::splat(0.0));
+    // With s < 1 (alpha dropout's a) a normal x can have a product in T's
+    // subnormal range, whose grid round_relative does not know.
+    let y = x * f32x8::splat(s);
+    let normal = y.abs().simd_ge(f32x8::splat(min_normal::<T>()));
+    let ordinary =
+        (mag.simd_ge(low) & mag.simd_le(high) & normal) | x.simd_eq(f32x8::splat(0.0));
     if ordinary.all() {
         // f32's product, rounded again, is right unless it landed exactly
         // on a midpoint of T (T's midpoints are f32 numbers, and rounding
         // is monotone, so it cannot cross one). If s_lo is zero, f32's
         // product is exact, and a midpoint is a true tie.
-        let y = x * f32x8::splat(s);
         let d = 24 - T::PRECISION;
         let below = y.to_bits() & u32x8::splat((1 << d) - 1);
         if s == split || !below.simd_eq(u32x8::splat(1 << (d - 1))).any() {
@@ -372,6 +377,10 @@ impl<T: Narrow> Sealed for T {
         round_f64(self.to_f64() + other.to_f64())
     }
 
+    fn from_f32(v: f32) -> Self {
+        round_f64(f64::from(v))
+    }
+
     #[inline(always)]
     fn load(x: &[Self; 8]) -> f32x8 {
         T::widen(u32x8::new(x.map(|h| u32::from(h.to_bits()))))
@@ -395,5 +404,10 @@ impl<T: Narrow> Sealed for T {
     #[inline(always)]
     fn select_lanes(keep: u32x8, v: f32x8) -> f32x8 {
         f32x8::from_bits(v.to_bits() & keep)
+    }
+
+    #[inline(always)]
+    fn either_lanes(keep: u32x8, kept: f32x8, dropped: f32x8) -> f32x8 {
+        f32x8::from_bits(keep.bitselect(kept.to_bits(), dropped.to_bits()))
     }
 }

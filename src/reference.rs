@@ -33,7 +33,7 @@ use crate::run::{Decision, Decisions, Executor, Operands, Plan, run};
 use crate::source::Randomness;
 use crate::source::sealed::{NextWord, Raw};
 use crate::stream::{BLOCK_WORDS, LANES, keys, state};
-use crate::{Dropout, Element, Error, Keyed, Mode, Residual, Structured, Units};
+use crate::{AlphaDropout, Dropout, Element, Error, Keyed, Mode, Residual, Structured, Units};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -214,6 +214,65 @@ pub fn residual_add<E: Element>(
         decisions,
         Scalar,
     )
+}
+
+/// [`AlphaDropout::forward_to`] (with `mask: None`) and
+/// [`AlphaDropout::forward_to_with_mask`], one unit at a time.
+///
+/// # Errors
+///
+/// As [`AlphaDropout::forward_to_with_mask`].
+pub fn alpha_forward_to<E: Element>(
+    alpha: &AlphaDropout,
+    mode: Mode,
+    xs: &[E],
+    out: &mut [E],
+    mask: Option<&mut [u64]>,
+    source: impl Randomness,
+) -> Result<(), Error> {
+    let units = alpha.units_of(xs.len());
+    let ops = alpha.affine(Data::copy(xs, out)?);
+    let decisions = Decisions::Draw { source, mask };
+    run(alpha.dropout(), mode, ops, &units, decisions, Scalar)
+}
+
+/// [`AlphaDropout::apply_mask_to`], one unit at a time.
+///
+/// # Errors
+///
+/// As [`AlphaDropout::apply_mask_to`].
+pub fn alpha_apply_mask_to<E: Element>(
+    alpha: &AlphaDropout,
+    mode: Mode,
+    xs: &[E],
+    mask: &[u64],
+    out: &mut [E],
+) -> Result<(), Error> {
+    let units = alpha.units_of(xs.len());
+    let ops = alpha.affine(Data::copy(xs, out)?);
+    let decisions = Decisions::<Keyed>::Given(mask, 0);
+    run(alpha.dropout(), mode, ops, &units, decisions, Scalar)
+}
+
+/// [`AlphaDropout::backward_to`], one unit at a time.
+///
+/// # Errors
+///
+/// As [`AlphaDropout::backward_to`].
+pub fn alpha_backward_to<E: Element>(
+    alpha: &AlphaDropout,
+    mode: Mode,
+    grad: &[E],
+    out: &mut [E],
+    key: Keyed,
+) -> Result<(), Error> {
+    let units = alpha.units_of(grad.len());
+    let ops = alpha.derivative(Data::copy(grad, out)?);
+    let decisions = Decisions::Draw {
+        source: key,
+        mask: None,
+    };
+    run(alpha.dropout(), mode, ops, &units, decisions, Scalar)
 }
 
 /// The reference executor: one unit at a time, in unit order, each unit's
@@ -414,4 +473,153 @@ fn keyed_block(
         batch.copy_from_slice(&groups);
     }
     (decisions, drawn)
+}
+
+pub use drop_block_reference::{drop_block_forward_to, drop_block_seeds};
+
+/// DropBlock, naively: each seed decided one at a time by this module's
+/// own decision functions, each drawn seed's square cleared bit by bit,
+/// then the element rule one element at a time. It shares with
+/// `drop_block.rs` only the configuration and its checks.
+mod drop_block_reference {
+    use super::{Scalar, keyed_decisions, rng_decisions};
+    use crate::decide::Threshold;
+    use crate::inverted::{Data, Inverted};
+    use crate::mask::check_words;
+    use crate::run::{Decisions, Plan, run};
+    use crate::source::Randomness;
+    use crate::source::sealed::Raw;
+    use crate::{DropBlock, Element, Error, Keyed, Mode, Units};
+
+    /// [`DropBlock::forward_to`], one seed and one element at a time.
+    ///
+    /// # Errors
+    ///
+    /// As [`DropBlock::forward_to`].
+    ///
+    /// ```
+    /// use bitdrop::{DropBlock, Keyed, Mode, reference};
+    ///
+    /// let d = DropBlock::new(0.2, 3, [2, 2, 9, 7])?;
+    /// let xs: Vec<f32> = (0..d.len()).map(|i| i as f32).collect();
+    /// let (mut fast, mut slow) = (vec![0.0; d.len()], vec![0.0; d.len()]);
+    /// let (mut fast_mask, mut slow_mask) = (vec![0; d.mask_words()], vec![0; d.mask_words()]);
+    /// d.forward_to(Mode::Train, &xs, &mut fast, &mut fast_mask, Keyed::new(5, 3))?;
+    /// reference::drop_block_forward_to(&d, Mode::Train, &xs, &mut slow, &mut slow_mask, Keyed::new(5, 3))?;
+    /// assert_eq!((fast, fast_mask), (slow, slow_mask));
+    /// # Ok::<(), bitdrop::Error>(())
+    /// ```
+    pub fn drop_block_forward_to<E: Element>(
+        drop_block: &DropBlock,
+        mode: Mode,
+        xs: &[E],
+        out: &mut [E],
+        mask: &mut [u64],
+        source: impl Randomness,
+    ) -> Result<(), Error> {
+        let data = Data::copy(xs, out)?;
+        drop_block.check(xs.len(), mask.len())?;
+        source.check(drop_block.seeds())?;
+        let len = drop_block.len();
+        let mask = &mut mask[..len.div_ceil(64)];
+        mask.fill(0);
+        let plan = Plan::of(drop_block.dropout(), mode);
+        if plan != Plan::DropAll {
+            (0..len).for_each(|i| set(mask, i, true));
+        }
+        if let Plan::Random(_) = plan {
+            let [_, _, h, w] = drop_block.shape();
+            let bs = drop_block.block_size();
+            seeds(drop_block, source, |k, drawn| {
+                if drawn {
+                    let (channel, h0, w0) = corner(drop_block, k);
+                    for y in h0..h0 + bs {
+                        for x in w0..w0 + bs {
+                            set(mask, (channel * h + y) * w + x, false);
+                        }
+                    }
+                }
+            });
+        }
+        let kept = (0..len)
+            .filter(|&i| mask[i / 64] >> (i % 64) & 1 == 1)
+            .count();
+        let scale = (len as f64 / kept as f64) as f32;
+        let ops = Inverted { data, scale };
+        let decisions = Decisions::<Keyed>::Given(mask, 0);
+        let units = Units::elements(len);
+        run(drop_block.dropout(), mode, ops, &units, decisions, Scalar)
+    }
+
+    /// The seeds of a [`DropBlock`] call, one bit per seed in seed order
+    /// (seed `k` is bit `k % 64` of word `k / 64`), **1 meaning drawn** (a
+    /// dropped block), written to the first `ceil(seeds / 64)` words of
+    /// `seeds`, bits past the last seed `0`: the seeds that
+    /// [`DropBlock::forward`] draws with the same `source`. In evaluation
+    /// mode and at `p == 0` no seed is drawn, at `p == 1` every seed is;
+    /// neither draws randomness.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MaskTooShort`], then [`Error::PositionOverflow`].
+    pub fn drop_block_seeds(
+        drop_block: &DropBlock,
+        mode: Mode,
+        seeds_out: &mut [u64],
+        source: impl Randomness,
+    ) -> Result<(), Error> {
+        let count = drop_block.seeds();
+        check_words(count, seeds_out.len())?;
+        source.check(count)?;
+        let out = &mut seeds_out[..count.div_ceil(64)];
+        out.fill(0);
+        match Plan::of(drop_block.dropout(), mode) {
+            Plan::Identity => {}
+            Plan::DropAll => (0..count).for_each(|k| set(out, k, true)),
+            Plan::Random(_) => seeds(drop_block, source, |k, drawn| set(out, k, drawn)),
+        }
+        Ok(())
+    }
+
+    /// Visits every seed in order with whether it is drawn.
+    fn seeds(drop_block: &DropBlock, source: impl Randomness, mut visit: impl FnMut(usize, bool)) {
+        let count = drop_block.seeds();
+        let numerator = drop_block.seed_numerator();
+        if numerator == 1 << 64 {
+            (0..count).for_each(|k| visit(k, true));
+            return;
+        }
+        let threshold = Threshold(numerator as u64);
+        // A seed the decisions drop is a drawn seed.
+        match source.raw() {
+            Raw::Rng(mut rng) => {
+                let decisions = rng_decisions(&mut rng, threshold, count);
+                decisions.enumerate().for_each(|(k, kept)| visit(k, !kept));
+            }
+            Raw::Keyed(key) => {
+                let decisions = keyed_decisions(key.seed(), key.offset(), threshold);
+                let decisions = decisions.take(count).enumerate();
+                decisions.for_each(|(k, kept)| visit(k, !kept));
+            }
+        }
+    }
+
+    /// Seed `k = (channel * (h - bs + 1) + h0) * (w - bs + 1) + w0` as
+    /// `(channel, h0, w0)`.
+    fn corner(drop_block: &DropBlock, k: usize) -> (usize, usize, usize) {
+        let [_, _, h, w] = drop_block.shape();
+        let bs = drop_block.block_size();
+        let (rows, cols) = (h - bs + 1, w - bs + 1);
+        (k / (rows * cols), k / cols % rows, k % cols)
+    }
+
+    /// Sets bit `i` of `words` to `value`.
+    fn set(words: &mut [u64], i: usize, value: bool) {
+        let bit = 1 << (i % 64);
+        if value {
+            words[i / 64] |= bit;
+        } else {
+            words[i / 64] &= !bit;
+        }
+    }
 }

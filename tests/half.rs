@@ -8,7 +8,9 @@
 mod support;
 
 use bitdrop::half::{bf16, f16};
-use bitdrop::{Dropout, Element, Keyed, Mode, Residual, Units, mask_words, reference};
+use bitdrop::{
+    AlphaDropout, Dropout, Element, Keyed, Mode, Residual, Units, mask_words, reference,
+};
 use rand_xoshiro::rand_core::Rng;
 use support::{rng, scaled};
 
@@ -255,6 +257,47 @@ fn bf16_every_pattern_kept_is_the_correctly_rounded_product() {
 #[test]
 fn f16_every_pattern_kept_is_the_correctly_rounded_product() {
     exhaustive_kept::<f16>();
+}
+
+/// Scales below 1: alpha dropout's backward pass multiplies kept
+/// gradients by `a < 1`, which takes products of normal numbers into the
+/// type's subnormal range. Every pattern, fast path and reference, against
+/// the oracle (dropped: `+0.0`).
+fn exhaustive_below_one<T: Bits>() {
+    let xs = all_patterns::<T>();
+    let key = Keyed::new(3, 0);
+    for p in [0.05, 0.1, 0.3, 0.5, 0.9].into_iter().take(scaled(usize::MAX, 1)) {
+        let alpha = AlphaDropout::new(p).unwrap();
+        let a = alpha.a();
+        let mut mask = vec![0; mask_words(xs.len())];
+        let d = alpha.dropout();
+        d.fill_mask(Mode::Train, xs.len(), &mut mask, key).unwrap();
+        let expected: Vec<u16> = (0..xs.len())
+            .map(|i| match mask[i / 64] >> (i % 64) & 1 {
+                1 => kept(xs[i], a),
+                _ => 0,
+            })
+            .collect();
+        let mut fast = xs.clone();
+        alpha.backward(Mode::Train, &mut fast, key).unwrap();
+        let mut slow = xs.clone();
+        reference::alpha_backward_to(&alpha, Mode::Train, &xs, &mut slow, key).unwrap();
+        for (name, got) in [("fast", bits(&fast)), ("reference", bits(&slow))] {
+            for (i, (&g, &e)) in got.iter().zip(&expected).enumerate() {
+                assert_eq!(g, e, "{} {name}: x = {i:#06x}, a = {a:e}", T::NAME);
+            }
+        }
+    }
+}
+
+#[test]
+fn bf16_scales_below_one_round_correctly() {
+    exhaustive_below_one::<bf16>();
+}
+
+#[test]
+fn f16_scales_below_one_round_correctly() {
+    exhaustive_below_one::<f16>();
 }
 
 /// The cases where rounding the `f32` product again would be wrong exist

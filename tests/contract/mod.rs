@@ -450,7 +450,8 @@ impl Split {
 /// and once per chunk (`(a, b)`: parts `a..b`, in the order given) with
 /// the key advanced to the chunk's first unit: the outputs and the masks
 /// agree. The rows agree among themselves too: every mask written is the
-/// same, and so is every output of the rows without a residual.
+/// same, and so is every output of the rows with the same element rule
+/// (no residual).
 pub fn check_chunked(d: &Dropout, split: Split, key: Keyed, chunks: &[(usize, usize)]) {
     let all = split.units(split.parts());
     let (n, count) = (all.len(), all.count());
@@ -458,7 +459,7 @@ pub fn check_chunked(d: &Dropout, split: Split, key: Keyed, chunks: &[(usize, us
     let units_per_part = split.units(1).count();
     let case = Case::new(*d, Mode::Train, all, data(n, key.seed()));
     let mut decisions: Option<Vec<bool>> = None;
-    let mut output: Option<Vec<f32>> = None;
+    let mut outputs: Vec<(ops::Kind, bool, Vec<f32>)> = Vec::new();
     for op in OPS
         .iter()
         .filter(|op| op.level == split.level() && op.draws())
@@ -505,10 +506,14 @@ pub fn check_chunked(d: &Dropout, split: Split, key: Keyed, chunks: &[(usize, us
                 Some(first) => assert_eq!(first, &whole_bits, "{name}: decides otherwise"),
             }
         }
-        if op.residual().is_none() && target != Target::Nothing {
-            match &output {
-                None => output = Some(whole.get(target).to_vec()),
-                Some(first) => assert!(same(first, whole.get(target)), "{name}: output differs"),
+        if let Some((kind, backward)) = op.rule_kind()
+            && target != Target::Nothing
+        {
+            match outputs.iter().find(|(k, b, _)| (*k, *b) == (kind, backward)) {
+                None => outputs.push((kind, backward, whole.get(target).to_vec())),
+                Some((_, _, first)) => {
+                    assert!(same(first, whole.get(target)), "{name}: output differs")
+                }
             }
         }
     }

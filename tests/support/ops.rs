@@ -13,7 +13,7 @@
 //! write_missing_seed_corpora` writes.
 
 use super::{low_bits, rng, same};
-use bitdrop::{Dropout, Error, Keyed, Mode, Residual, Units, mask_words, reference};
+use bitdrop::{AlphaDropout, Dropout, Error, Keyed, Mode, Residual, Units, mask_words, reference};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// What an output buffer holds before a call: a NaN no operation makes.
@@ -27,6 +27,14 @@ pub const MASK_SENTINEL: u64 = 0xDEAD_BEEF_DEAD_BEEF;
 pub enum Level {
     Elements,
     Units,
+}
+
+/// Whose element rule: [`Dropout`]'s (and its fused residual's) or
+/// [`AlphaDropout`]'s. Both decide alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dropout,
+    Alpha,
 }
 
 /// Where a fused residual writes: the [`Residual`] variant.
@@ -60,10 +68,25 @@ pub struct Op {
     pub name: &'static str,
     pub entry: Entry,
     pub level: Level,
+    pub kind: Kind,
 }
 
 const fn row(name: &'static str, entry: Entry, level: Level) -> Op {
-    Op { name, entry, level }
+    Op {
+        name,
+        entry,
+        level,
+        kind: Kind::Dropout,
+    }
+}
+
+const fn alpha(name: &'static str, entry: Entry, level: Level) -> Op {
+    Op {
+        name,
+        entry,
+        level,
+        kind: Kind::Alpha,
+    }
 }
 
 /// Every public data operation.
@@ -158,6 +181,42 @@ pub const OPS: &[Op] = &[
         Entry::ResidualAddWithMask(Io::Into),
         Level::Units,
     ),
+    alpha("alpha_forward", Entry::Forward, Level::Elements),
+    alpha("alpha_forward_to", Entry::ForwardTo, Level::Elements),
+    alpha(
+        "alpha_forward_with_mask",
+        Entry::ForwardWithMask,
+        Level::Elements,
+    ),
+    alpha(
+        "alpha_forward_to_with_mask",
+        Entry::ForwardToWithMask,
+        Level::Elements,
+    ),
+    alpha("alpha_apply_mask", Entry::ApplyMask, Level::Elements),
+    alpha("alpha_apply_mask_to", Entry::ApplyMaskTo, Level::Elements),
+    alpha("alpha_backward", Entry::Backward, Level::Elements),
+    alpha("alpha_backward_to", Entry::BackwardTo, Level::Elements),
+    alpha("feature_alpha_forward", Entry::Forward, Level::Units),
+    alpha("feature_alpha_forward_to", Entry::ForwardTo, Level::Units),
+    alpha(
+        "feature_alpha_forward_with_mask",
+        Entry::ForwardWithMask,
+        Level::Units,
+    ),
+    alpha(
+        "feature_alpha_forward_to_with_mask",
+        Entry::ForwardToWithMask,
+        Level::Units,
+    ),
+    alpha("feature_alpha_apply_mask", Entry::ApplyMask, Level::Units),
+    alpha(
+        "feature_alpha_apply_mask_to",
+        Entry::ApplyMaskTo,
+        Level::Units,
+    ),
+    alpha("feature_alpha_backward", Entry::Backward, Level::Units),
+    alpha("feature_alpha_backward_to", Entry::BackwardTo, Level::Units),
 ];
 
 /// The row called `name`.
@@ -277,10 +336,30 @@ impl Op {
     /// for forward-with-mask: those are fill_mask then apply_mask_to, each
     /// refusing what it refuses as the rows that call it.)
     pub fn one_reference_call(&self) -> bool {
-        !matches!(
-            self.entry,
-            Entry::ForwardWithMask | Entry::ForwardToWithMask
-        )
+        self.kind == Kind::Alpha
+            || !matches!(
+                self.entry,
+                Entry::ForwardWithMask | Entry::ForwardToWithMask
+            )
+    }
+
+    /// The row's element rule, which rows of one level share: `None` for
+    /// the residual rows, whose operands differ.
+    pub fn rule_kind(&self) -> Option<(Kind, bool)> {
+        let backward = matches!(self.entry, Entry::Backward | Entry::BackwardTo);
+        match self.residual() {
+            Some(_) => None,
+            None => Some((self.kind, self.kind == Kind::Alpha && backward)),
+        }
+    }
+
+    /// The alpha dropout of the row on `case`.
+    pub fn alpha(&self, case: &Case) -> AlphaDropout {
+        let alpha = AlphaDropout::new(case.dropout.p()).expect("a valid p");
+        match self.level {
+            Level::Elements => alpha,
+            Level::Units => alpha.structured(case.units),
+        }
     }
 
     /// Calls the row on `case`, writing `bufs` (see [`Buffers::new`]).
@@ -321,6 +400,28 @@ impl Op {
             };
         }
         let xs = &case.xs[..];
+        if self.kind == Kind::Alpha {
+            let a = self.alpha(case);
+            macro_rules! draw {
+                ($method:ident($($arg:expr),*)) => {
+                    match source {
+                        Source::Keyed(k) => a.$method($($arg),*, k),
+                        Source::Rng(r) => a.$method($($arg),*, r),
+                    }
+                };
+            }
+            return match self.entry {
+                Entry::Forward => draw!(forward(mode, data)),
+                Entry::ForwardTo => draw!(forward_to(mode, xs, out)),
+                Entry::ForwardWithMask => draw!(forward_with_mask(mode, data, mask)),
+                Entry::ForwardToWithMask => draw!(forward_to_with_mask(mode, xs, out, mask)),
+                Entry::ApplyMask => a.apply_mask(mode, data, mask),
+                Entry::ApplyMaskTo => a.apply_mask_to(mode, xs, mask, out),
+                Entry::Backward => a.backward(mode, data, key()),
+                Entry::BackwardTo => a.backward_to(mode, xs, out, key()),
+                _ => panic!("{}: no such alpha operation", self.name),
+            };
+        }
         match self.entry {
             Entry::Forward => call!(forward(mode, data)),
             Entry::ForwardTo => call!(forward_to(mode, xs, out)),
@@ -381,6 +482,30 @@ impl Op {
             Level::Elements => with!(source, ref_fill_mask(d, mode, xs.len(), mask)),
             Level::Units => with!(source, ref_structured_fill_mask(&st, mode, mask)),
         };
+        if self.kind == Kind::Alpha {
+            let a = self.alpha(case);
+            let key = || match source {
+                Source::Keyed(key) => key,
+                Source::Rng(_) => panic!("{} takes a key only", self.name),
+            };
+            let fwd = |out: &mut [f32], mask: Option<&mut [u64]>, source: Source<'_>| match source
+            {
+                Source::Keyed(k) => reference::alpha_forward_to(&a, mode, xs, out, mask, k),
+                Source::Rng(r) => reference::alpha_forward_to(&a, mode, xs, out, mask, r),
+            };
+            // The in-place rows compute from the input, which `data` holds.
+            return match self.entry {
+                Entry::Forward => fwd(data, None, source),
+                Entry::ForwardTo => fwd(out, None, source),
+                Entry::ForwardWithMask => fwd(data, Some(mask), source),
+                Entry::ForwardToWithMask => fwd(out, Some(mask), source),
+                Entry::ApplyMask => reference::alpha_apply_mask_to(&a, mode, xs, mask, data),
+                Entry::ApplyMaskTo => reference::alpha_apply_mask_to(&a, mode, xs, mask, out),
+                Entry::Backward => reference::alpha_backward_to(&a, mode, xs, data, key()),
+                Entry::BackwardTo => reference::alpha_backward_to(&a, mode, xs, out, key()),
+                _ => panic!("{}: no such alpha operation", self.name),
+            };
+        }
         let apply_mask_to = |mask: &[u64], out: &mut [f32]| match self.level {
             Level::Elements => reference::apply_mask_to(d, mode, xs, mask, out),
             Level::Units => reference::structured_apply_mask_to(&st, mode, xs, mask, out),
@@ -479,6 +604,17 @@ impl Op {
     /// `decision`, by the documented rule: kept `x * s`, dropped `+0.0`,
     /// passed `x`; a residual row adds that to `r` (after `x + b`).
     pub fn rule(&self, case: &Case, i: usize, decision: Decision) -> f32 {
+        if self.kind == Kind::Alpha {
+            let (a, x) = (self.alpha(case), case.xs[i]);
+            let backward = matches!(self.entry, Entry::Backward | Entry::BackwardTo);
+            return match (decision, backward) {
+                (Decision::Pass, _) => x,
+                (Decision::Keep, false) => x * a.a() + a.b(),
+                (Decision::Keep, true) => x * a.a(),
+                (Decision::Drop, false) => a.dropped_value(),
+                (Decision::Drop, true) => 0.0,
+            };
+        }
         let mut x = case.xs[i];
         if self.residual().is_some()
             && let Some(b) = case.bias.as_deref().filter(|b| !b.is_empty())
