@@ -319,6 +319,7 @@ mod source;
 // The operations: one file per variant.
 mod alpha;
 mod drop_block;
+mod gaussian;
 mod inverted;
 mod ops;
 #[cfg(feature = "rayon")]
@@ -333,6 +334,7 @@ pub use drop_block::DropBlock;
 pub use dropout::{Dropout, Mode};
 pub use element::Element;
 pub use error::Error;
+pub use gaussian::{GaussianDropout, GaussianNoise};
 #[cfg(feature = "half")]
 pub use half;
 pub use key::derive_seed;

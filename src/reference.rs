@@ -27,15 +27,20 @@
 //! ```
 
 use crate::decide::Threshold;
+use crate::gaussian::{NORMAL_DOMAIN, NoiseData, NoisePlan};
 use crate::inverted::{Data, Inverted};
 use crate::residual::Fused;
 use crate::run::{Decision, Decisions, Executor, Operands, Plan, run};
 use crate::source::Randomness;
 use crate::source::sealed::{NextWord, Raw};
+use crate::stream::GAMMA;
 use crate::stream::{BLOCK_WORDS, LANES, keys, state};
-use crate::{AlphaDropout, Dropout, Element, Error, Keyed, Mode, Residual, Structured, Units};
+use crate::{
+    AlphaDropout, Dropout, Element, Error, GaussianDropout, GaussianNoise, Keyed, Mode, Residual,
+    Structured, Units, derive_seed,
+};
 use rand_core::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::{SplitMix64, Xoshiro256PlusPlus};
 
 /// [`Dropout::forward_to`], one element at a time.
 ///
@@ -273,6 +278,95 @@ pub fn alpha_backward_to<E: Element>(
         mask: None,
     };
     run(alpha.dropout(), mode, ops, &units, decisions, Scalar)
+}
+
+/// [`GaussianDropout::forward_to`] (and its backward), one element at a
+/// time.
+///
+/// # Errors
+///
+/// As [`GaussianDropout::forward_to`].
+pub fn gaussian_dropout_forward_to<E: Element>(
+    noise: &GaussianDropout,
+    mode: Mode,
+    xs: &[E],
+    out: &mut [E],
+    source: impl Randomness,
+) -> Result<(), Error> {
+    noise_to(noise.noise_plan(mode), xs, out, source)
+}
+
+/// [`GaussianNoise::forward_to`], one element at a time.
+///
+/// # Errors
+///
+/// As [`GaussianNoise::forward_to`].
+pub fn gaussian_noise_forward_to<E: Element>(
+    noise: &GaussianNoise,
+    mode: Mode,
+    xs: &[E],
+    out: &mut [E],
+    source: impl Randomness,
+) -> Result<(), Error> {
+    noise_to(noise.noise_plan(mode), xs, out, source)
+}
+
+/// Normal stream v1, one element at a time: element `i`'s variate from
+/// the two words of its pair, drawn again for each element.
+fn noise_to<E: Element>(
+    plan: NoisePlan,
+    xs: &[E],
+    out: &mut [E],
+    source: impl Randomness,
+) -> Result<(), Error> {
+    let mut data = NoiseData::copy(xs, out)?;
+    source.check(xs.len())?;
+    let noise = match plan {
+        NoisePlan::Identity => {
+            data.pass();
+            return Ok(());
+        }
+        NoisePlan::Zero => {
+            (0..xs.len()).for_each(|i| data.set(i, |_| E::ZERO));
+            return Ok(());
+        }
+        NoisePlan::Random(noise) => noise,
+    };
+    let z = |w0: u64, w1: u64, odd: bool| {
+        let u1 = ((w0 >> 11) + 1) as f64 / 9_007_199_254_740_992.0;
+        let u2 = (w1 >> 11) as f64 / 9_007_199_254_740_992.0;
+        let r = libm::sqrt(-2.0 * libm::log(u1));
+        let t = core::f64::consts::TAU * u2;
+        if odd {
+            r * libm::sin(t)
+        } else {
+            r * libm::cos(t)
+        }
+    };
+    match source.raw() {
+        Raw::Rng(mut rng) => {
+            let mut words = (0, 0);
+            for i in 0..xs.len() {
+                if i % 2 == 0 {
+                    words.0 = rng.next_word();
+                    words.1 = rng.next_word();
+                }
+                data.set(i, |x| noise.apply(x, z(words.0, words.1, i % 2 == 1)));
+            }
+        }
+        Raw::Keyed(key) => {
+            let seed = derive_seed(key.seed(), &[NORMAL_DOMAIN]);
+            for i in 0..xs.len() {
+                let q = key.offset() + i as u64;
+                // Words 2 (q / 2) and 2 (q / 2) + 1 of SplitMix64(seed).
+                let start = seed.wrapping_add((q & !1).wrapping_mul(GAMMA));
+                let mut words = SplitMix64::seed_from_u64(start);
+                let (w0, w1) = (words.next_u64(), words.next_u64());
+                data.set(i, |x| noise.apply(x, z(w0, w1, q % 2 == 1)));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The reference executor: one unit at a time, in unit order, each unit's

@@ -8,10 +8,11 @@ mod support;
 #[cfg(feature = "half")]
 use bitdrop::half::{bf16, f16};
 use bitdrop::{
-    ALPHA_PRIME, AlphaDropout, Dropout, Keyed, Mode, Units, mask_words, reference,
+    ALPHA_PRIME, AlphaDropout, Dropout, Error, GaussianDropout, GaussianNoise, Keyed, Mode, Units,
+    mask_words, reference,
 };
 use rand_xoshiro::rand_core::Rng;
-use support::rng;
+use support::{rng, same, scaled};
 
 /// Standard normal numbers from a fixed seed, by `std`'s Box-Muller (an
 /// independent generator: not the crate's).
@@ -126,7 +127,10 @@ fn alpha_keeps_mean_zero_and_variance_one() {
             .forward(Mode::Train, &mut ys, Keyed::new(seed, 0))
             .unwrap();
         let (mean, var, se_mean, se_var) = moments(&ys);
-        assert!(mean.abs() < 5.0 * se_mean, "p = {p}: mean {mean} (se {se_mean})");
+        assert!(
+            mean.abs() < 5.0 * se_mean,
+            "p = {p}: mean {mean} (se {se_mean})"
+        );
         assert!(
             (var - 1.0).abs() < 5.0 * se_var,
             "p = {p}: variance {var} (se {se_var})"
@@ -138,7 +142,10 @@ fn alpha_keeps_mean_zero_and_variance_one() {
             .forward(Mode::Train, &mut zs, Keyed::new(seed, 0))
             .unwrap();
         let (_, dropout_var, _, se) = moments(&zs);
-        assert!((dropout_var - 1.0).abs() > 5.0 * se, "p = {p}: {dropout_var}");
+        assert!(
+            (dropout_var - 1.0).abs() > 5.0 * se,
+            "p = {p}: {dropout_var}"
+        );
     }
 }
 
@@ -169,7 +176,11 @@ fn alpha_half_equals_reference<E: bitdrop::Element + PartialEq>(from_bits: impl 
             alpha.backward(Mode::Train, &mut fast, key).unwrap();
             reference::alpha_backward_to(&alpha, Mode::Train, &xs, &mut slow, key).unwrap();
             for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
-                assert!(a == b || (a.ne(a) && b.ne(b)), "backward at p = {p}: {i}: {:?} {a:?} {b:?}", xs[i]);
+                assert!(
+                    a == b || (a.ne(a) && b.ne(b)),
+                    "backward at p = {p}: {i}: {:?} {a:?} {b:?}",
+                    xs[i]
+                );
             }
         }
     }
@@ -180,4 +191,278 @@ fn alpha_half_equals_reference<E: bitdrop::Element + PartialEq>(from_bits: impl 
 fn alpha_on_bf16_and_f16_equals_the_reference() {
     alpha_half_equals_reference(bf16::from_bits);
     alpha_half_equals_reference(f16::from_bits);
+}
+
+/// Standard normal variates of normal stream v1: Gaussian noise of
+/// standard deviation 1 on zeros, positions `offset..offset + n`.
+fn variates(n: usize, key: Keyed) -> Vec<f32> {
+    let mut zs = vec![0.0_f32; n];
+    let noise = GaussianNoise::new(1.0).unwrap();
+    noise.forward(Mode::Train, &mut zs, key).unwrap();
+    zs
+}
+
+/// `P(|Z| > t)` for a standard normal `Z`.
+fn two_sided_tail(t: f64) -> f64 {
+    libm::erfc(t / std::f64::consts::SQRT_2)
+}
+
+/// Gaussian dropout and noise at a few parameters.
+fn noises() -> (Vec<GaussianDropout>, Vec<GaussianNoise>) {
+    let dropouts = [0.0_f32, 0.1, 0.5, 0.9, 1.0].map(|p| GaussianDropout::new(p).unwrap());
+    let noises = [0.0_f32, 0.5, 3.0].map(|s| GaussianNoise::new(s).unwrap());
+    (dropouts.to_vec(), noises.to_vec())
+}
+
+/// Calls `$op.$method($($arg),*, source)` and the reference's
+/// `$reference(&$op, $($arg),*, source)` from the same source (a key, or
+/// a fresh caller RNG seeded alike), and asserts equal outputs and equal
+/// caller-RNG consumption.
+macro_rules! fast_is_reference {
+    ($op:expr, $reference:path, $mode:expr, $xs:expr, $src:expr) => {{
+        let xs = $xs;
+        let mut fast = vec![f32::NAN; xs.len()];
+        let mut slow = vec![f32::NAN; xs.len()];
+        match $src {
+            Ok(key) => {
+                $op.forward_to($mode, xs, &mut fast, key).unwrap();
+                $reference(&$op, $mode, xs, &mut slow, key).unwrap();
+            }
+            Err(seed) => {
+                let (mut a, mut b) = (rng(seed), rng(seed));
+                $op.forward_to($mode, xs, &mut fast, &mut a).unwrap();
+                $reference(&$op, $mode, xs, &mut slow, &mut b).unwrap();
+                assert_eq!(a, b, "{:?}: caller RNG consumption", $op);
+            }
+        }
+        assert!(same(&fast, &slow), "{:?} on {} elements", $op, xs.len());
+        fast
+    }};
+}
+
+#[test]
+fn gaussian_fast_path_is_the_reference() {
+    let (dropouts, noises) = noises();
+    let xs = support::data(300, 4);
+    let lengths = (0..scaled(70, 5)).chain([255, 256, 299]);
+    let offsets = [0, 1, 2, 4095, u64::MAX - 299, u64::MAX - 300];
+    for n in lengths {
+        for (k, &offset) in offsets.iter().enumerate() {
+            for src in [Ok(Keyed::new(k as u64, offset)), Err(k as u64)] {
+                for mode in [Mode::Train, Mode::Eval] {
+                    for g in &dropouts {
+                        let ys = fast_is_reference!(
+                            g,
+                            reference::gaussian_dropout_forward_to,
+                            mode,
+                            &xs[..n],
+                            src
+                        );
+                        if mode == Mode::Eval || g.p() == 0.0 {
+                            assert!(support::identical(&ys, &xs[..n]), "identity");
+                        } else if g.p() == 1.0 {
+                            assert!(ys.iter().all(|y| y.to_bits() == 0), "p == 1: +0.0");
+                        }
+                    }
+                    for noise in &noises {
+                        let ys = fast_is_reference!(
+                            noise,
+                            reference::gaussian_noise_forward_to,
+                            mode,
+                            &xs[..n],
+                            src
+                        );
+                        if mode == Mode::Eval || noise.std_dev() == 0.0 {
+                            assert!(support::identical(&ys, &xs[..n]), "identity");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "half")]
+#[test]
+fn gaussian_on_bf16_and_f16_equals_the_reference() {
+    fn check<E: bitdrop::Element + PartialEq>(from_bits: impl Fn(u16) -> E) {
+        let xs: Vec<E> = (0..1000u32)
+            .map(|i| from_bits((i.wrapping_mul(0x9E37) >> 3) as u16))
+            .collect();
+        let key = Keyed::new(5, 3);
+        let same = |a: &[E], b: &[E]| a.iter().zip(b).all(|(x, y)| x == y || (x.ne(x) && y.ne(y)));
+        let g = GaussianDropout::new(0.3).unwrap();
+        let (mut fast, mut slow) = (xs.clone(), xs.clone());
+        g.forward(Mode::Train, &mut fast, key).unwrap();
+        reference::gaussian_dropout_forward_to(&g, Mode::Train, &xs, &mut slow, key).unwrap();
+        assert!(same(&fast, &slow), "gaussian dropout");
+        let noise = GaussianNoise::new(0.25).unwrap();
+        let mut fast = xs.clone();
+        noise.forward(Mode::Train, &mut fast, key).unwrap();
+        reference::gaussian_noise_forward_to(&noise, Mode::Train, &xs, &mut slow, key).unwrap();
+        assert!(same(&fast, &slow), "gaussian noise");
+    }
+    check(bf16::from_bits);
+    check(f16::from_bits);
+}
+
+#[test]
+fn gaussian_chunks_equal_one_call() {
+    let g = GaussianDropout::new(0.4).unwrap();
+    let xs = support::data(1000, 9);
+    let key = Keyed::new(77, 12_345);
+    let mut whole = xs.clone();
+    g.forward(Mode::Train, &mut whole, key).unwrap();
+    let mut parts = xs.clone();
+    // Cuts at odd and even positions, in reverse order.
+    let cuts = [0, 1, 2, 5, 64, 333, 334, 999, 1000];
+    for w in cuts.windows(2).rev() {
+        let k = key.advanced(w[0] as u64).unwrap();
+        g.forward(Mode::Train, &mut parts[w[0]..w[1]], k).unwrap();
+    }
+    assert!(support::identical(&whole, &parts));
+}
+
+#[test]
+fn golden_vectors_of_normal_stream_v1() {
+    let keyed = variates(7, Keyed::new(2024, 41)).map_bits();
+    assert_eq!(keyed, GOLDEN_KEYED, "{keyed:#010X?}");
+    let mut zs = [0.0_f32; 5];
+    let noise = GaussianNoise::new(1.0).unwrap();
+    noise.forward(Mode::Train, &mut zs, &mut rng(2024)).unwrap();
+    let drawn = zs.to_vec().map_bits();
+    assert_eq!(drawn, GOLDEN_RNG, "{drawn:#010X?}");
+    let mut gs = [1.5_f32; 3];
+    let g = GaussianDropout::new(0.25).unwrap();
+    g.forward(Mode::Train, &mut gs, Keyed::new(1, 0)).unwrap();
+    let multiplied = gs.to_vec().map_bits();
+    assert_eq!(multiplied, GOLDEN_DROPOUT, "{multiplied:#010X?}");
+}
+
+const GOLDEN_KEYED: [u32; 7] = [
+    1067071517, 3217413135, 1058207438, 1040574989, 3205943862, 3206928803, 1056521204,
+];
+const GOLDEN_RNG: [u32; 5] = [3198285443, 1066118627, 3216873310, 1061902602, 1049341607];
+const GOLDEN_DROPOUT: [u32; 3] = [1076237338, 1073382788, 1072361876];
+
+trait MapBits {
+    fn map_bits(self) -> Vec<u32>;
+}
+
+impl MapBits for Vec<f32> {
+    fn map_bits(self) -> Vec<u32> {
+        self.into_iter().map(f32::to_bits).collect()
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "statistics: natively only")]
+fn normal_variates_have_the_normal_moments_and_distribution() {
+    for (name, zs) in [
+        ("keyed", variates(1 << 22, Keyed::new(3, 1 << 40))),
+        ("caller RNG", {
+            let mut zs = vec![0.0_f32; 1 << 22];
+            let noise = GaussianNoise::new(1.0).unwrap();
+            noise.forward(Mode::Train, &mut zs, &mut rng(3)).unwrap();
+            zs
+        }),
+    ] {
+        let (mean, var, se_mean, se_var) = moments(&zs);
+        assert!(mean.abs() < 5.0 * se_mean, "{name}: mean {mean}");
+        assert!((var - 1.0).abs() < 5.0 * se_var, "{name}: variance {var}");
+        // Kolmogorov-Smirnov against the normal CDF: sqrt(n) D < 1.95 has
+        // probability 0.999 for a normal sample (and a fixed seed).
+        let mut sorted: Vec<f64> = zs[..1 << 20].iter().map(|&z| f64::from(z)).collect();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len() as f64;
+        let d = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, &z)| {
+                let cdf = 0.5 * libm::erfc(-z / std::f64::consts::SQRT_2);
+                (cdf - i as f64 / n).max((i + 1) as f64 / n - cdf)
+            })
+            .fold(0.0, f64::max);
+        assert!(n.sqrt() * d < 1.95, "{name}: KS statistic {}", n.sqrt() * d);
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "statistics: natively only")]
+fn normal_variates_have_the_normal_tails() {
+    // 2^26 variates: beyond 4 sigma about 4251 expected, beyond 5 about 38.
+    let chunk = 1 << 20;
+    let chunks = 64;
+    let mut beyond = [0u64; 2];
+    for c in 0..chunks {
+        for z in variates(chunk, Keyed::new(11, (c * chunk) as u64)) {
+            beyond[0] += u64::from(z.abs() > 4.0);
+            beyond[1] += u64::from(z.abs() > 5.0);
+        }
+    }
+    let n = (chunk * chunks) as f64;
+    for (count, t) in beyond.into_iter().zip([4.0, 5.0]) {
+        let q = two_sided_tail(t);
+        let (expected, sd) = (n * q, (n * q * (1.0 - q)).sqrt());
+        assert!(
+            (count as f64 - expected).abs() < 5.0 * sd,
+            "beyond {t} sigma: {count}, expected {expected:.1} +- {sd:.1}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "statistics: natively only")]
+fn gaussian_dropout_multiplies_by_mean_one_and_the_keras_variance() {
+    for (p, seed) in [(0.1_f32, 1), (0.5, 2), (0.8, 3)] {
+        let g = GaussianDropout::new(p).unwrap();
+        let mut gs = vec![1.0_f32; 1 << 21];
+        g.forward(Mode::Train, &mut gs, Keyed::new(seed, 0))
+            .unwrap();
+        let (mean, var, se_mean, se_var) = moments(&gs);
+        let expected = f64::from(p) / (1.0 - f64::from(p));
+        assert!((mean - 1.0).abs() < 5.0 * se_mean, "p = {p}: mean {mean}");
+        assert!(
+            (var - expected).abs() < 5.0 * se_var,
+            "p = {p}: variance {var}"
+        );
+    }
+}
+
+#[test]
+fn gaussian_errors_write_nothing_and_draw_nothing() {
+    assert_eq!(
+        GaussianNoise::new(-1.0),
+        Err(Error::InvalidStdDev { std_dev: -1.0 })
+    );
+    assert!(GaussianNoise::new(f32::NAN).is_err());
+    assert!(GaussianNoise::new(f32::INFINITY).is_err());
+    assert_eq!(
+        GaussianDropout::new(1.5),
+        Err(Error::InvalidProbability { p: 1.5 })
+    );
+    let g = GaussianDropout::new(0.5).unwrap();
+    let xs = [1.0_f32; 10];
+    let mut out = [7.0_f32; 9];
+    let mut r = rng(1);
+    assert_eq!(
+        g.forward_to(Mode::Train, &xs, &mut out, &mut r),
+        Err(Error::LengthMismatch {
+            input: 10,
+            output: 9
+        })
+    );
+    assert_eq!(out, [7.0; 9]);
+    assert_eq!(r, rng(1));
+    let mut ys = xs;
+    let key = Keyed::new(1, u64::MAX - 8);
+    let overflow = Err(Error::PositionOverflow {
+        offset: u64::MAX - 8,
+        len: 10,
+    });
+    assert_eq!(g.forward(Mode::Train, &mut ys, key), overflow);
+    assert_eq!(g.backward(Mode::Eval, &mut ys, key), overflow);
+    let noise = GaussianNoise::new(1.0).unwrap();
+    assert_eq!(noise.forward(Mode::Train, &mut ys, key), overflow);
+    assert_eq!(ys, xs);
 }
