@@ -309,7 +309,9 @@ impl AlphaDropout {
             b: E::from_f32(self.b),
             dropped: match self.p() {
                 1.0 => E::ZERO,
-                _ => E::from_f32(ALPHA_PRIME as f32).scaled(self.a).plus(E::from_f32(self.b)),
+                _ => E::from_f32(ALPHA_PRIME as f32)
+                    .scaled(self.a)
+                    .plus(E::from_f32(self.b)),
             },
         }
     }
@@ -331,13 +333,27 @@ impl AlphaDropout {
     ) -> Result<(), Error> {
         let units = self.units_of(data.len());
         let decisions = Decisions::Draw { source, mask };
-        run(&self.dropout, mode, self.affine(data), &units, decisions, Fast)
+        run(
+            &self.dropout,
+            mode,
+            self.affine(data),
+            &units,
+            decisions,
+            Fast,
+        )
     }
 
     fn given<E: Element>(&self, mode: Mode, data: Data<'_, E>, mask: &[u64]) -> Result<(), Error> {
         let units = self.units_of(data.len());
         let decisions = Decisions::<Keyed>::Given(mask, 0);
-        run(&self.dropout, mode, self.affine(data), &units, decisions, Fast)
+        run(
+            &self.dropout,
+            mode,
+            self.affine(data),
+            &units,
+            decisions,
+            Fast,
+        )
     }
 
     fn gradient<E: Element>(&self, mode: Mode, data: Data<'_, E>, key: Keyed) -> Result<(), Error> {
@@ -346,7 +362,14 @@ impl AlphaDropout {
             source: key,
             mask: None,
         };
-        run(&self.dropout, mode, self.derivative(data), &units, decisions, Fast)
+        run(
+            &self.dropout,
+            mode,
+            self.derivative(data),
+            &units,
+            decisions,
+            Fast,
+        )
     }
 }
 
@@ -366,7 +389,8 @@ impl<E: Element> Operands for Affine<'_, E> {
     #[inline(always)]
     fn apply(&mut self, start: usize, len: usize, words: &[u64]) {
         let (a, b, dropped) = (self.a, E::load(&[self.b; 8]), E::load(&[self.dropped; 8]));
-        let rule = |x, keep| E::either_lanes(keep, E::plus_lanes(E::scaled_lanes(x, a), b), dropped);
+        let rule =
+            |x, keep| E::either_lanes(keep, E::plus_lanes(E::scaled_lanes(x, a), b), dropped);
         let range = start..start + len;
         match &mut self.data {
             Data::InPlace(xs) => {

@@ -7,7 +7,7 @@ use crate::dispatch::{self, Kernel};
 use crate::inverted::{Data, Inverted};
 use crate::kernel::{CHUNK, CHUNK_WORDS, Fast};
 use crate::mask::{check_words, low_bits, mask_words};
-use crate::run::{Decisions, Operands, Plan, run};
+use crate::run::{Decisions, Operands, Plan, fill_kept, run};
 use crate::source::sealed::Words;
 use crate::source::{Keyed, Randomness};
 use crate::{Dropout, Element, Error, Mode, Units};
@@ -88,7 +88,7 @@ use crate::{Dropout, Element, Error, Mode, Units};
 ///   `numel / kept` is exact up to one `f64` and one `f32` rounding.
 ///
 /// ```
-/// use bitdrop::{DropBlock, Keyed, Mode, mask_words};
+/// use bitdrop::{DropBlock, Keyed, Mode};
 ///
 /// // A [2, 3, 8, 8] feature map, 3 x 3 blocks, 10% of the elements dropped
 /// // on average.
@@ -516,12 +516,5 @@ fn clear_bits(words: &mut [u64], start: usize, end: usize) {
             *word &= !(low_bits(n) << (at % 64));
         }
         at += n;
-    }
-}
-
-/// A mask keeping all `len` elements, bits past `len` clear.
-fn fill_kept(words: &mut [u64], len: usize) {
-    for (i, word) in words.iter_mut().enumerate() {
-        *word = low_bits(len - 64 * i);
     }
 }

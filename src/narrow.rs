@@ -309,8 +309,7 @@ fn scaled_lanes<T: Narrow>(x: f32x8, s: f32) -> f32x8 {
     // subnormal range, whose grid round_relative does not know.
     let y = x * f32x8::splat(s);
     let normal = y.abs().simd_ge(f32x8::splat(min_normal::<T>()));
-    let ordinary =
-        (mag.simd_ge(low) & mag.simd_le(high) & normal) | x.simd_eq(f32x8::splat(0.0));
+    let ordinary = (mag.simd_ge(low) & mag.simd_le(high) & normal) | x.simd_eq(f32x8::splat(0.0));
     if ordinary.all() {
         // f32's product, rounded again, is right unless it landed exactly
         // on a midpoint of T (T's midpoints are f32 numbers, and rounding

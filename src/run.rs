@@ -167,7 +167,7 @@ pub(crate) fn run<S: Randomness>(
 }
 
 /// A mask keeping all `len` elements, bits past `len` clear.
-fn fill_kept(words: &mut [u64], len: usize) {
+pub(crate) fn fill_kept(words: &mut [u64], len: usize) {
     for (i, word) in words.iter_mut().enumerate() {
         *word = low_bits(len - 64 * i);
     }

@@ -266,7 +266,10 @@ fn f16_every_pattern_kept_is_the_correctly_rounded_product() {
 fn exhaustive_below_one<T: Bits>() {
     let xs = all_patterns::<T>();
     let key = Keyed::new(3, 0);
-    for p in [0.05, 0.1, 0.3, 0.5, 0.9].into_iter().take(scaled(usize::MAX, 1)) {
+    for p in [0.05, 0.1, 0.3, 0.5, 0.9]
+        .into_iter()
+        .take(scaled(usize::MAX, 1))
+    {
         let alpha = AlphaDropout::new(p).unwrap();
         let a = alpha.a();
         let mut mask = vec![0; mask_words(xs.len())];

@@ -509,7 +509,10 @@ pub fn check_chunked(d: &Dropout, split: Split, key: Keyed, chunks: &[(usize, us
         if let Some((kind, backward)) = op.rule_kind()
             && target != Target::Nothing
         {
-            match outputs.iter().find(|(k, b, _)| (*k, *b) == (kind, backward)) {
+            match outputs
+                .iter()
+                .find(|(k, b, _)| (*k, *b) == (kind, backward))
+            {
                 None => outputs.push((kind, backward, whole.get(target).to_vec())),
                 Some((_, _, first)) => {
                     assert!(same(first, whole.get(target)), "{name}: output differs")

@@ -488,8 +488,7 @@ impl Op {
                 Source::Keyed(key) => key,
                 Source::Rng(_) => panic!("{} takes a key only", self.name),
             };
-            let fwd = |out: &mut [f32], mask: Option<&mut [u64]>, source: Source<'_>| match source
-            {
+            let fwd = |out: &mut [f32], mask: Option<&mut [u64]>, source: Source<'_>| match source {
                 Source::Keyed(k) => reference::alpha_forward_to(&a, mode, xs, out, mask, k),
                 Source::Rng(r) => reference::alpha_forward_to(&a, mode, xs, out, mask, r),
             };
