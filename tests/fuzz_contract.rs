@@ -9,13 +9,16 @@ mod support;
 
 use arbitrary::{Arbitrary, Unstructured};
 use common::config;
+use contract::variants::{self, BlockCall, DROP_BLOCK_TARGETS, GAUSSIAN_TARGETS};
 use contract::{Call, Chunked, MaskInput};
 use proptest::prelude::*;
 use std::path::Path;
 use support::ops::{self, OPS};
 
 /// The targets that are not rows of the table: `half` and `par` check
-/// the 16-bit types and the parallel calls (with their features).
+/// the 16-bit types and the parallel calls (with their features); the
+/// Gaussian and DropBlock targets their own contracts
+/// (`tests/contract/variants.rs`).
 const OTHER_TARGETS: [&str; 5] = ["new", "mask", "chunks", "half", "par"];
 
 /// Whether a target's checks are built (its feature is on).
@@ -55,6 +58,12 @@ fn check(target: &str, bytes: &[u8]) -> bool {
         "half" => false,
         #[cfg(not(feature = "rayon"))]
         "par" => false,
+        gaussian if GAUSSIAN_TARGETS.contains(&gaussian) => decode(bytes, |call: Call| {
+            variants::check_gaussian(&call, gaussian)
+        }),
+        block if DROP_BLOCK_TARGETS.contains(&block) => decode(bytes, |call: BlockCall| {
+            variants::check_drop_block(&call, block)
+        }),
         row => decode(bytes, |call: Call| {
             contract::check_call(&call, ops::op(row))
         }),
@@ -62,7 +71,11 @@ fn check(target: &str, bytes: &[u8]) -> bool {
 }
 
 fn targets() -> impl Iterator<Item = &'static str> {
-    OPS.iter().map(|op| op.name).chain(OTHER_TARGETS)
+    let variants = GAUSSIAN_TARGETS.into_iter().chain(DROP_BLOCK_TARGETS);
+    OPS.iter()
+        .map(|op| op.name)
+        .chain(OTHER_TARGETS)
+        .chain(variants)
 }
 
 fn fuzz_dir() -> std::path::PathBuf {
@@ -208,6 +221,27 @@ fn write_missing_seed_corpora() {
             std::fs::write(&path, &bytes).expect("corpus file");
         }
         assert!(deciding > 0, "{}: no deciding call found", op.name);
+    }
+    // The Gaussian and DropBlock targets: a dozen random inputs that decode.
+    for target in GAUSSIAN_TARGETS.into_iter().chain(DROP_BLOCK_TARGETS) {
+        let dir = fuzz_dir().join("corpus").join(target);
+        if dir.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(&dir).expect("corpus directory");
+        let mut generator = support::rng(target.bytes().map(u64::from).sum());
+        let mut written = 0;
+        while written < 12 {
+            let len = 64 + (generator.next_u64() % 449) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| generator.next_u64() as u8).collect();
+            if check(target, &bytes) {
+                let mut hasher = DefaultHasher::new();
+                bytes.hash(&mut hasher);
+                let path = dir.join(format!("{:016x}", hasher.finish()));
+                std::fs::write(&path, &bytes).expect("corpus file");
+                written += 1;
+            }
+        }
     }
 }
 

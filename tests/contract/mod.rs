@@ -12,6 +12,8 @@
 //! for every row of the table of operations (`tests/support/ops.rs`).
 #![allow(dead_code)]
 
+pub mod variants;
+
 use crate::support::ops::{
     self, Buffers, Case, Decision, Level, MASK_SENTINEL, MaskRole, OPS, Op, Plan, Src, Target,
     unit_of,

@@ -343,6 +343,17 @@ impl Op {
             )
     }
 
+    /// Whether the row runs in the tests Miri interprets (scaled down to
+    /// fit its time): every dropout row, and of the alpha rows one of each
+    /// lane rule and data form (the others differ only in arguments).
+    pub fn under_miri(&self) -> bool {
+        self.kind == Kind::Dropout
+            || matches!(
+                self.entry,
+                Entry::Forward | Entry::ApplyMaskTo | Entry::BackwardTo
+            )
+    }
+
     /// The row's element rule, which rows of one level share: `None` for
     /// the residual rows, whose operands differ.
     pub fn rule_kind(&self) -> Option<(Kind, bool)> {
