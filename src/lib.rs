@@ -3,6 +3,9 @@
 //! per decision, in every shape models use it: element-wise ([`Dropout`]),
 //! one decision per channel, sample, row or time-step-locked unit
 //! ([`Structured`], [`Units`]), fused with the residual add ([`Residual`]),
+//! alpha dropout for SELU networks ([`AlphaDropout`]), Gaussian dropout and
+//! noise ([`GaussianDropout`], [`GaussianNoise`]), DropBlock
+//! ([`DropBlock`]),
 //! with keys derived per layer and step ([`derive_seed`]), on one thread or
 //! all cores (`par_` calls, feature `rayon`).
 //!
@@ -115,6 +118,59 @@
 //! (dropped `+0.0`, kept one `f32` multiply by `s`, `x + b` itself in
 //! evaluation mode); then one `f32` addition of `r`. Nothing is fused into a
 //! multiply-add, so every target rounds alike.
+//!
+//! # Alpha dropout
+//!
+//! [`AlphaDropout`] (PyTorch `AlphaDropout` and `FeatureAlphaDropout`,
+//! Keras `AlphaDropout`) keeps the mean 0 and variance 1 of a SELU
+//! network's activations: it makes [`Dropout`]'s decisions (the same masks
+//! from the same sources), and a kept element becomes `x * a + b`, a dropped
+//! one the constant `alpha' * a + b`, each one `f32` multiply then one `f32`
+//! add, never fused, with `a` and `b` computed once in `f64` and rounded to
+//! `f32` (the formulas are on the type). Element-wise, or per unit of a
+//! [`Units`] shape for whole channels. At `p == 1` every output is `+0.0`.
+//!
+//! # Gaussian dropout and noise
+//!
+//! [`GaussianDropout`] (Keras `GaussianDropout`) multiplies each element by
+//! its own `g ~ N(1, p / (1 - p))`; [`GaussianNoise`] (Keras
+//! `GaussianNoise`) adds `n ~ N(0, std_dev^2)`. Their standard normal
+//! variates come from a caller RNG or a [`Keyed`] position, by "normal
+//! stream v1", and depend on nothing else.
+//!
+//! ## Normal stream v1
+//!
+//! Frozen by golden test vectors; `mix`, `GAMMA` and [`derive_seed`] as
+//! documented for mask stream v1 and key derivation v1, all arithmetic on
+//! `u64` wrapping, and `log`, `sqrt`, `sin`, `cos` the `f64` functions of
+//! the `libm` crate (software implementations: the same bits on every
+//! target; `sqrt` is the correctly rounded one):
+//!
+//! ```text
+//! pair(w0, w1):  u1 = ((w0 >> 11) + 1) * 2^-53        in (0, 1]
+//!                u2 = (w1 >> 11) * 2^-53              in [0, 1)
+//!                r  = sqrt(-2 * log(u1))
+//!                t  = TAU * u2                        TAU = 2 pi as an f64
+//!                return (r * cos(t), r * sin(t))
+//! ```
+//!
+//! - **Keyed** `(seed, offset)`: let `S = derive_seed(seed, [0x6E6F726D616C7631])`
+//!   (the path is "normalv1" in ASCII, so the normal stream of a seed is
+//!   unrelated to its mask stream) and `word(i) = mix(S + (i + 1) * GAMMA)`,
+//!   output `i` of SplitMix64 seeded with `S`. Position `q` takes pair
+//!   `k = q / 2`: the first variate of `pair(word(2k), word(2k + 1))` if `q`
+//!   is even, the second if odd. Element `i` of a call is position
+//!   `offset + i`, so chunks, threads and the backward pass see the same
+//!   variates.
+//! - **Caller RNG**: elements `2j` and `2j + 1` of the call take the first
+//!   and second variate of `pair(w0, w1)`, `w0` and `w1` the next two
+//!   `next_u64` in order; an odd last element draws a whole pair.
+//!
+//! Box-Muller with 53-bit uniforms reaches `|z|` up to about 8.6; the tests
+//! check the moments, a Kolmogorov-Smirnov statistic and the tails beyond
+//! 4 and 5 standard deviations at fixed seeds. Calls that draw nothing
+//! (evaluation mode, `p == 0`, `p == 1`, `std_dev == 0`) leave a caller RNG
+//! as it was.
 //!
 //! # DropBlock
 //!
@@ -289,6 +345,7 @@
 //!
 //! Without features the crate needs neither `std` nor an allocator.
 
+#![doc = include_str!("../GUIDE.md")]
 #![no_std]
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs, missing_debug_implementations)]

@@ -8,7 +8,7 @@ mod support;
 #[cfg(feature = "half")]
 use bitdrop::half::{bf16, f16};
 use bitdrop::{
-    ALPHA_PRIME, AlphaDropout, Dropout, Error, GaussianDropout, GaussianNoise, Keyed, Mode, Units,
+    ALPHA_PRIME, AlphaDropout, Dropout, Error, GaussianDropout, GaussianNoise, Keyed, Mode,
     mask_words, reference,
 };
 use rand_xoshiro::rand_core::Rng;
@@ -155,7 +155,7 @@ fn alpha_half_equals_reference<E: bitdrop::Element + PartialEq>(from_bits: impl 
     let xs: Vec<E> = (0..3000u32)
         .map(|i| from_bits((i.wrapping_mul(0x9E37) >> 3) as u16))
         .collect();
-    let units = Units::channels_first(3, 10, 100).unwrap();
+    let units = bitdrop::Units::channels_first(3, 10, 100).unwrap();
     for p in [0.1_f32, 0.3, 0.5, 1.0] {
         for alpha in [
             AlphaDropout::new(p).unwrap(),
