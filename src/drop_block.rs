@@ -395,11 +395,12 @@ impl DropBlock {
         mut ops: Inverted<'_, E>,
         mask: &[u64],
     ) -> Result<(), Error> {
-        let kept: u64 = mask
-            .iter()
-            .enumerate()
-            .map(|(i, w)| u64::from((w & low_bits(self.len - 64 * i)).count_ones()))
-            .sum();
+        let mut kept = 0;
+        dispatch::run(KeptCount {
+            mask,
+            len: self.len,
+            kept: &mut kept,
+        });
         ops.scale = (self.len as f64 / kept as f64) as f32;
         let decisions = Decisions::<Keyed>::Given(mask, 0);
         let units = Units::elements(self.len);
@@ -427,6 +428,25 @@ impl DropBlock {
             map: [h, w],
             bs,
         });
+    }
+}
+
+/// The kept count of a mask of `len` bits, counted in the dispatched
+/// kernel: one POPCNT a word where the CPU has it (measured about a fifth
+/// of the backward's time with the software count of a default build).
+struct KeptCount<'a> {
+    mask: &'a [u64],
+    len: usize,
+    kept: &'a mut u64,
+}
+
+impl Kernel for KeptCount<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let words = self.mask.iter().enumerate();
+        *self.kept = words
+            .map(|(i, w)| u64::from((w & low_bits(self.len - 64 * i)).count_ones()))
+            .sum();
     }
 }
 
