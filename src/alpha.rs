@@ -91,7 +91,7 @@ impl AlphaDropout {
     pub fn new(p: f32) -> Result<Self, Error> {
         let dropout = Dropout::new(p)?;
         let p = f64::from(p);
-        let a = 1.0 / libm::sqrt((1.0 - p) * (1.0 + p * (ALPHA_PRIME * ALPHA_PRIME)));
+        let a = 1.0 / crate::math::sqrt((1.0 - p) * (1.0 + p * (ALPHA_PRIME * ALPHA_PRIME)));
         let b = -(a * ALPHA_PRIME) * p;
         let (a, b) = (a as f32, b as f32);
         let dropped = if p == 1.0 {
@@ -306,12 +306,12 @@ impl AlphaDropout {
         Affine {
             data,
             a: self.a,
-            b: E::from_f32(self.b),
+            b: E::from_f32_rounded(self.b),
             dropped: match self.p() {
                 1.0 => E::ZERO,
-                _ => E::from_f32(ALPHA_PRIME as f32)
+                _ => E::from_f32_rounded(ALPHA_PRIME as f32)
                     .scaled(self.a)
-                    .plus(E::from_f32(self.b)),
+                    .plus(E::from_f32_rounded(self.b)),
             },
         }
     }

@@ -60,7 +60,7 @@ pub(crate) mod sealed {
         fn plus(self, other: Self) -> Self;
 
         /// `v` rounded once to the type, to nearest, ties to even.
-        fn from_f32(v: f32) -> Self;
+        fn from_f32_rounded(v: f32) -> Self;
 
         /// Lanes from eight elements.
         fn load(x: &[Self; 8]) -> Self::Lanes;
@@ -93,7 +93,7 @@ impl sealed::Sealed for f32 {
         self + other
     }
 
-    fn from_f32(v: f32) -> Self {
+    fn from_f32_rounded(v: f32) -> Self {
         v
     }
 

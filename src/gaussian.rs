@@ -2,6 +2,7 @@
 //! noise, with variates from "normal stream v1" (Box-Muller on `libm`).
 
 use crate::key::derive_seed;
+use crate::math::{log, sincos, sqrt};
 use crate::source::sealed::{NextWord, Raw};
 use crate::source::{Keyed, Randomness};
 use crate::stream::{GAMMA, mix};
@@ -20,8 +21,8 @@ const EPSILON: f64 = 1.0 / 9_007_199_254_740_992.0;
 pub(crate) fn box_muller(w0: u64, w1: u64) -> [f64; 2] {
     let u1 = ((w0 >> 11) + 1) as f64 * EPSILON;
     let u2 = (w1 >> 11) as f64 * EPSILON;
-    let r = libm::sqrt(-2.0 * libm::log(u1));
-    let (sin, cos) = libm::sincos(core::f64::consts::TAU * u2);
+    let r = sqrt(-2.0 * log(u1));
+    let (sin, cos) = sincos(core::f64::consts::TAU * u2);
     [r * cos, r * sin]
 }
 
@@ -40,7 +41,7 @@ impl Noise {
     pub(crate) fn apply<E: Element>(self, x: E, z: f64) -> E {
         match self {
             Noise::Multiply(sigma) => x.scaled((1.0 + sigma * z) as f32),
-            Noise::Add(sigma) => x.plus(E::from_f32((sigma * z) as f32)),
+            Noise::Add(sigma) => x.plus(E::from_f32_rounded((sigma * z) as f32)),
         }
     }
 }
@@ -199,7 +200,7 @@ impl GaussianDropout {
         let p64 = f64::from(p);
         Ok(GaussianDropout {
             p,
-            sigma: libm::sqrt(p64 / (1.0 - p64)),
+            sigma: sqrt(p64 / (1.0 - p64)),
         })
     }
 

@@ -142,9 +142,9 @@
 //!
 //! Frozen by golden test vectors; `mix`, `GAMMA` and [`derive_seed`] as
 //! documented for mask stream v1 and key derivation v1, all arithmetic on
-//! `u64` wrapping, and `log`, `sqrt`, `sin`, `cos` the `f64` functions of
-//! the `libm` crate (software implementations: the same bits on every
-//! target; `sqrt` is the correctly rounded one):
+//! `u64` wrapping, `log`, `sin` and `cos` the `f64` functions of the `libm`
+//! crate 0.2 (software implementations: the same bits on every target),
+//! `sqrt` the correctly rounded square root of IEEE 754:
 //!
 //! ```text
 //! pair(w0, w1):  u1 = ((w0 >> 11) + 1) * 2^-53        in (0, 1]
@@ -363,6 +363,7 @@ mod element;
 mod error;
 mod key;
 mod mask;
+mod math;
 #[cfg(feature = "half")]
 mod narrow;
 mod run;

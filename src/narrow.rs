@@ -376,7 +376,7 @@ impl<T: Narrow> Sealed for T {
         round_f64(self.to_f64() + other.to_f64())
     }
 
-    fn from_f32(v: f32) -> Self {
+    fn from_f32_rounded(v: f32) -> Self {
         round_f64(f64::from(v))
     }
 
