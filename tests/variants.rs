@@ -127,6 +127,9 @@ fn alpha_keeps_mean_zero_and_variance_one() {
             .forward(Mode::Train, &mut ys, Keyed::new(seed, 0))
             .unwrap();
         let (mean, var, se_mean, se_var) = moments(&ys);
+        eprintln!(
+            "alpha p = {p}: mean {mean:.5} (se {se_mean:.5}), variance {var:.5} (se {se_var:.5})"
+        );
         assert!(
             mean.abs() < 5.0 * se_mean,
             "p = {p}: mean {mean} (se {se_mean})"
@@ -152,11 +155,13 @@ fn alpha_keeps_mean_zero_and_variance_one() {
 /// The alpha rows of the 16-bit types equal the reference.
 #[cfg(feature = "half")]
 fn alpha_half_equals_reference<E: bitdrop::Element + PartialEq>(from_bits: impl Fn(u16) -> E) {
-    let xs: Vec<E> = (0..3000u32)
+    // Under Miri: a tenth of the data, at one p.
+    let n = scaled(3000, 300) as u32;
+    let xs: Vec<E> = (0..n)
         .map(|i| from_bits((i.wrapping_mul(0x9E37) >> 3) as u16))
         .collect();
-    let units = bitdrop::Units::channels_first(3, 10, 100).unwrap();
-    for p in [0.1_f32, 0.3, 0.5, 1.0] {
+    let units = bitdrop::Units::channels_first(3, 10, n as usize / 30).unwrap();
+    for p in [0.3_f32, 0.1, 0.5, 1.0].into_iter().take(scaled(4, 1)) {
         for alpha in [
             AlphaDropout::new(p).unwrap(),
             AlphaDropout::new(p).unwrap().structured(units),
@@ -244,10 +249,10 @@ macro_rules! fast_is_reference {
 fn gaussian_fast_path_is_the_reference() {
     let (dropouts, noises) = noises();
     let xs = support::data(300, 4);
-    let lengths = (0..scaled(70, 5)).chain([255, 256, 299]);
-    let offsets = [0, 1, 2, 4095, u64::MAX - 299, u64::MAX - 300];
+    let lengths = (0..scaled(70, 5)).chain([255, 256, 299].into_iter().take(scaled(3, 0)));
+    let offsets = [1, u64::MAX - 300, 0, 2, 4095, u64::MAX - 299];
     for n in lengths {
-        for (k, &offset) in offsets.iter().enumerate() {
+        for (k, &offset) in offsets.iter().enumerate().take(scaled(6, 2)) {
             for src in [Ok(Keyed::new(k as u64, offset)), Err(k as u64)] {
                 for mode in [Mode::Train, Mode::Eval] {
                     for g in &dropouts {
@@ -286,7 +291,7 @@ fn gaussian_fast_path_is_the_reference() {
 #[test]
 fn gaussian_on_bf16_and_f16_equals_the_reference() {
     fn check<E: bitdrop::Element + PartialEq>(from_bits: impl Fn(u16) -> E) {
-        let xs: Vec<E> = (0..1000u32)
+        let xs: Vec<E> = (0..scaled(1000, 100) as u32)
             .map(|i| from_bits((i.wrapping_mul(0x9E37) >> 3) as u16))
             .collect();
         let key = Keyed::new(5, 3);
@@ -320,7 +325,10 @@ fn gaussian_chunks_equal_one_call() {
         let k = key.advanced(w[0] as u64).unwrap();
         g.forward(Mode::Train, &mut parts[w[0]..w[1]], k).unwrap();
     }
-    assert!(support::identical(&whole, &parts));
+    assert!(
+        same(&whole, &parts),
+        "NaN payloads aside (Miri picks them at random)"
+    );
 }
 
 #[test]
@@ -368,6 +376,7 @@ fn normal_variates_have_the_normal_moments_and_distribution() {
         }),
     ] {
         let (mean, var, se_mean, se_var) = moments(&zs);
+        eprintln!("{name}: mean {mean:.5} (se {se_mean:.5}), variance {var:.5} (se {se_var:.5})");
         assert!(mean.abs() < 5.0 * se_mean, "{name}: mean {mean}");
         assert!((var - 1.0).abs() < 5.0 * se_var, "{name}: variance {var}");
         // Kolmogorov-Smirnov against the normal CDF: sqrt(n) D < 1.95 has
@@ -383,6 +392,7 @@ fn normal_variates_have_the_normal_moments_and_distribution() {
                 (cdf - i as f64 / n).max((i + 1) as f64 / n - cdf)
             })
             .fold(0.0, f64::max);
+        eprintln!("{name}: sqrt(n) D = {:.3} over {n} variates", n.sqrt() * d);
         assert!(n.sqrt() * d < 1.95, "{name}: KS statistic {}", n.sqrt() * d);
     }
 }
@@ -404,6 +414,7 @@ fn normal_variates_have_the_normal_tails() {
     for (count, t) in beyond.into_iter().zip([4.0, 5.0]) {
         let q = two_sided_tail(t);
         let (expected, sd) = (n * q, (n * q * (1.0 - q)).sqrt());
+        eprintln!("beyond {t} sigma: {count} of {n}, expected {expected:.1} +- {sd:.1}");
         assert!(
             (count as f64 - expected).abs() < 5.0 * sd,
             "beyond {t} sigma: {count}, expected {expected:.1} +- {sd:.1}"
@@ -420,6 +431,9 @@ fn gaussian_dropout_multiplies_by_mean_one_and_the_keras_variance() {
         g.forward(Mode::Train, &mut gs, Keyed::new(seed, 0))
             .unwrap();
         let (mean, var, se_mean, se_var) = moments(&gs);
+        eprintln!(
+            "gaussian dropout p = {p}: g mean {mean:.5} (se {se_mean:.5}), variance {var:.5} (se {se_var:.5})"
+        );
         let expected = f64::from(p) / (1.0 - f64::from(p));
         assert!((mean - 1.0).abs() < 5.0 * se_mean, "p = {p}: mean {mean}");
         assert!(
