@@ -552,10 +552,12 @@ fn errors_change_nothing() {
     }
     let e = DropBlock::new(0.1, 0, [usize::MAX, 2, 1, 1]).unwrap_err();
     assert_eq!(e, Error::InvalidBlockSize { block_size: 0 });
+    // h * w past usize on every width (2^40 with a 32-bit usize).
+    let big = 1usize << (usize::BITS / 2 + 4);
     for shape in [
         [usize::MAX, 2, 1, 1],
         [usize::MAX, 2, 0, 1],
-        [1, 1, 1 << 40, 1 << 40],
+        [1, 1, big, big],
     ] {
         let e = DropBlock::new(0.1, 3, shape).unwrap_err();
         assert!(matches!(e, Error::InvalidShape { .. }), "{shape:?}: {e:?}");
