@@ -407,21 +407,15 @@ impl<E: Element> Operands for Affine<'_, E> {
     }
 
     fn pass(&mut self) {
-        if let Data::Copy(xs, out) = &mut self.data {
-            out.copy_from_slice(xs);
-        }
+        self.data.pass();
     }
 
     fn element(&mut self, i: usize, decision: Decision) {
-        let rule = |x: E| match decision {
+        let (a, b, dropped) = (self.a, self.b, self.dropped);
+        self.data.set(i, |x| match decision {
             Decision::Pass => x,
-            Decision::Keep => x.scaled(self.a).plus(self.b),
-            Decision::Drop => self.dropped,
-        };
-        match &mut self.data {
-            Data::InPlace(xs) => xs[i] = rule(xs[i]),
-            Data::Copy(xs, out) => out[i] = rule(xs[i]),
-            Data::MaskOnly(_) => {}
-        }
+            Decision::Keep => x.scaled(a).plus(b),
+            Decision::Drop => dropped,
+        });
     }
 }

@@ -1,6 +1,7 @@
 //! Gaussian dropout and Gaussian noise: multiplicative and additive normal
 //! noise, with variates from "normal stream v1" (Box-Muller on `libm`).
 
+use crate::inverted::Data;
 use crate::key::derive_seed;
 use crate::math::{log, sincos, sqrt};
 use crate::source::sealed::{NextWord, Raw};
@@ -56,52 +57,11 @@ pub(crate) enum NoisePlan {
     Random(Noise),
 }
 
-/// The data of a noise call: in place or from a source to an output.
-pub(crate) enum NoiseData<'a, E> {
-    InPlace(&'a mut [E]),
-    Copy(&'a [E], &'a mut [E]),
-}
-
-impl<'a, E: Element> NoiseData<'a, E> {
-    pub(crate) fn copy(xs: &'a [E], out: &'a mut [E]) -> Result<Self, Error> {
-        if xs.len() != out.len() {
-            return Err(Error::LengthMismatch {
-                input: xs.len(),
-                output: out.len(),
-            });
-        }
-        Ok(NoiseData::Copy(xs, out))
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            NoiseData::InPlace(xs) => xs.len(),
-            NoiseData::Copy(xs, _) => xs.len(),
-        }
-    }
-
-    /// Element `i` becomes `f(x_i)`.
-    #[inline(always)]
-    pub(crate) fn set(&mut self, i: usize, f: impl FnOnce(E) -> E) {
-        match self {
-            NoiseData::InPlace(xs) => xs[i] = f(xs[i]),
-            NoiseData::Copy(xs, out) => out[i] = f(xs[i]),
-        }
-    }
-
-    /// Every element as it is.
-    pub(crate) fn pass(&mut self) {
-        if let NoiseData::Copy(xs, out) = self {
-            out.copy_from_slice(xs);
-        }
-    }
-}
-
 /// Every noise call: the checks, then one pass, the variates of each pair
 /// of positions computed once.
 pub(crate) fn run_noise<E: Element>(
     plan: NoisePlan,
-    mut data: NoiseData<'_, E>,
+    mut data: Data<'_, E>,
     source: impl Randomness,
 ) -> Result<(), Error> {
     let len = data.len();
@@ -215,7 +175,8 @@ impl GaussianDropout {
         self.sigma
     }
 
-    fn plan(&self, mode: Mode) -> NoisePlan {
+    /// What a call in `mode` does.
+    pub(crate) fn plan(&self, mode: Mode) -> NoisePlan {
         match (mode, self.p) {
             (Mode::Eval, _) | (_, 0.0) => NoisePlan::Identity,
             (_, 1.0) => NoisePlan::Zero,
@@ -235,7 +196,7 @@ impl GaussianDropout {
         xs: &mut [E],
         source: impl Randomness,
     ) -> Result<(), Error> {
-        run_noise(self.plan(mode), NoiseData::InPlace(xs), source)
+        run_noise(self.plan(mode), Data::InPlace(xs), source)
     }
 
     /// Gaussian dropout from `xs` into `out`.
@@ -251,7 +212,7 @@ impl GaussianDropout {
         out: &mut [E],
         source: impl Randomness,
     ) -> Result<(), Error> {
-        run_noise(self.plan(mode), NoiseData::copy(xs, out)?, source)
+        run_noise(self.plan(mode), Data::copy(xs, out)?, source)
     }
 
     /// The backward pass in place: the gradient times the same `g`,
@@ -296,11 +257,6 @@ impl GaussianDropout {
         key: Keyed,
     ) -> Result<(), Error> {
         self.forward_to(mode, grad, out, key)
-    }
-
-    /// The plan of a call, for the reference.
-    pub(crate) fn noise_plan(&self, mode: Mode) -> NoisePlan {
-        self.plan(mode)
     }
 }
 
@@ -350,7 +306,8 @@ impl GaussianNoise {
         self.std_dev
     }
 
-    fn plan(&self, mode: Mode) -> NoisePlan {
+    /// What a call in `mode` does.
+    pub(crate) fn plan(&self, mode: Mode) -> NoisePlan {
         match (mode, self.std_dev) {
             (Mode::Eval, _) | (_, 0.0) => NoisePlan::Identity,
             (_, sigma) => NoisePlan::Random(Noise::Add(f64::from(sigma))),
@@ -369,7 +326,7 @@ impl GaussianNoise {
         xs: &mut [E],
         source: impl Randomness,
     ) -> Result<(), Error> {
-        run_noise(self.plan(mode), NoiseData::InPlace(xs), source)
+        run_noise(self.plan(mode), Data::InPlace(xs), source)
     }
 
     /// Gaussian noise from `xs` into `out`.
@@ -385,11 +342,6 @@ impl GaussianNoise {
         out: &mut [E],
         source: impl Randomness,
     ) -> Result<(), Error> {
-        run_noise(self.plan(mode), NoiseData::copy(xs, out)?, source)
-    }
-
-    /// The plan of a call, for the reference.
-    pub(crate) fn noise_plan(&self, mode: Mode) -> NoisePlan {
-        self.plan(mode)
+        run_noise(self.plan(mode), Data::copy(xs, out)?, source)
     }
 }

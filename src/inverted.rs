@@ -35,6 +35,25 @@ impl<'a, E> Data<'a, E> {
     }
 }
 
+impl<E: Copy> Data<'_, E> {
+    /// Element `i` becomes `rule(x_i)` (nothing without data).
+    #[inline(always)]
+    pub(crate) fn set(&mut self, i: usize, rule: impl FnOnce(E) -> E) {
+        match self {
+            Data::InPlace(xs) => xs[i] = rule(xs[i]),
+            Data::Copy(xs, out) => out[i] = rule(xs[i]),
+            Data::MaskOnly(_) => {}
+        }
+    }
+
+    /// Every element as it is: the identity.
+    pub(crate) fn pass(&mut self) {
+        if let Data::Copy(xs, out) = self {
+            out.copy_from_slice(xs);
+        }
+    }
+}
+
 #[cfg(feature = "rayon")]
 impl<E: Element> crate::run::Split for Inverted<'_, E> {
     fn split_at(self, mid: usize) -> (Self, Self) {
@@ -98,21 +117,15 @@ impl<E: Element> Operands for Inverted<'_, E> {
     }
 
     fn pass(&mut self) {
-        if let Data::Copy(xs, out) = &mut self.data {
-            out.copy_from_slice(xs);
-        }
+        self.data.pass();
     }
 
     fn element(&mut self, i: usize, decision: Decision) {
-        let rule = |x: E| match decision {
+        let scale = self.scale;
+        self.data.set(i, |x| match decision {
             Decision::Pass => x,
-            Decision::Keep => x.scaled(self.scale),
+            Decision::Keep => x.scaled(scale),
             Decision::Drop => E::ZERO,
-        };
-        match &mut self.data {
-            Data::InPlace(xs) => xs[i] = rule(xs[i]),
-            Data::Copy(xs, out) => out[i] = rule(xs[i]),
-            Data::MaskOnly(_) => {}
-        }
+        });
     }
 }

@@ -27,7 +27,7 @@
 //! ```
 
 use crate::decide::Threshold;
-use crate::gaussian::{NORMAL_DOMAIN, NoiseData, NoisePlan};
+use crate::gaussian::{NORMAL_DOMAIN, NoisePlan};
 use crate::inverted::{Data, Inverted};
 use crate::residual::Fused;
 use crate::run::{Decision, Decisions, Executor, Operands, Plan, run};
@@ -293,7 +293,7 @@ pub fn gaussian_dropout_forward_to<E: Element>(
     out: &mut [E],
     source: impl Randomness,
 ) -> Result<(), Error> {
-    noise_to(noise.noise_plan(mode), xs, out, source)
+    noise_to(noise.plan(mode), xs, out, source)
 }
 
 /// [`GaussianNoise::forward_to`], one element at a time.
@@ -308,7 +308,7 @@ pub fn gaussian_noise_forward_to<E: Element>(
     out: &mut [E],
     source: impl Randomness,
 ) -> Result<(), Error> {
-    noise_to(noise.noise_plan(mode), xs, out, source)
+    noise_to(noise.plan(mode), xs, out, source)
 }
 
 /// Normal stream v1, one element at a time: element `i`'s variate from
@@ -319,7 +319,7 @@ fn noise_to<E: Element>(
     out: &mut [E],
     source: impl Randomness,
 ) -> Result<(), Error> {
-    let mut data = NoiseData::copy(xs, out)?;
+    let mut data = Data::copy(xs, out)?;
     source.check(xs.len())?;
     let noise = match plan {
         NoisePlan::Identity => {
