@@ -2,31 +2,12 @@
 //! definition checked directly (seeds at stream positions, squares, the
 //! scale), golden vectors, statistics, errors and the corner cases.
 
+mod support;
+
 use bitdrop::{DropBlock, Dropout, Error, Keyed, Mode, mask_words, reference};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use rand_xoshiro::rand_core::{Rng, SeedableRng};
-
-/// `usize::MAX` natively, `n` under Miri: how many cases a loop takes.
-const fn under_miri(n: usize) -> usize {
-    if cfg!(miri) { n } else { usize::MAX }
-}
-
-fn rng(seed: u64) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(seed)
-}
-
-/// Equal bits, or both NaN (a kept NaN's payload is the multiply's).
-fn same_f32(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn same(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| same_f32(x, y))
-}
-
-fn bit(words: &[u64], i: usize) -> bool {
-    words[i / 64] >> (i % 64) & 1 == 1
-}
+use rand_xoshiro::rand_core::Rng;
+use support::{bit, rng, same, same_f32, scaled};
 
 /// Special values, arbitrary bit patterns and ordinary numbers.
 fn data(len: usize, seed: u64) -> Vec<f32> {
@@ -189,19 +170,19 @@ fn fast_equals_reference() {
     for (shape, bs) in SHAPES
         .into_iter()
         .skip(usize::from(cfg!(miri)) * 2)
-        .take(under_miri(2))
+        .take(scaled(usize::MAX, 2))
     {
         for p in PS
             .into_iter()
             .skip(usize::from(cfg!(miri)) * 3)
-            .take(under_miri(2))
+            .take(scaled(usize::MAX, 2))
         {
             let d = DropBlock::new(p, bs, shape).unwrap();
             let xs = data(d.len(), shape.iter().sum::<usize>() as u64);
             for src in SOURCES
                 .into_iter()
                 .skip(usize::from(cfg!(miri)) * 2)
-                .take(under_miri(2))
+                .take(scaled(usize::MAX, 2))
             {
                 for mode in [Mode::Train, Mode::Eval] {
                     let f = fast(&d, mode, &xs, src);
@@ -240,7 +221,7 @@ fn bf16_equals_reference_and_f32_masks() {
     for (shape, bs) in SHAPES
         .into_iter()
         .skip(usize::from(cfg!(miri)) * 2)
-        .take(under_miri(2))
+        .take(scaled(usize::MAX, 2))
     {
         for p in [0.05, 0.3, 0.9, 1.0] {
             let d = DropBlock::new(p, bs, shape).unwrap();
@@ -294,7 +275,10 @@ fn seeds_are_the_dropout_decisions() {
         if cfg!(miri) && !miri.contains(&c) {
             continue;
         }
-        for p in [0.05, 0.1, 0.3, 0.5, 0.9].into_iter().take(under_miri(1)) {
+        for p in [0.05, 0.1, 0.3, 0.5, 0.9]
+            .into_iter()
+            .take(scaled(usize::MAX, 1))
+        {
             let d = DropBlock::new(p, bs, shape).unwrap();
             assert_eq!(d.gamma(), f64::from(p), "{shape:?}");
             let dropout = Dropout::new(p).unwrap();
@@ -345,13 +329,16 @@ fn samples_split_with_offsets() {
     for (shape, bs) in cases
         .into_iter()
         .skip(usize::from(cfg!(miri)))
-        .take(under_miri(1))
+        .take(scaled(usize::MAX, 1))
     {
         let d = DropBlock::new(0.3, bs, shape).unwrap();
         let [n, c, h, w] = shape;
         let one = DropBlock::new(0.3, bs, [1, c, h, w]).unwrap();
         let xs = data(d.len(), 8);
-        for offset in [(1 << 33) - 7, 0, 4000].into_iter().take(under_miri(1)) {
+        for offset in [(1 << 33) - 7, 0, 4000]
+            .into_iter()
+            .take(scaled(usize::MAX, 1))
+        {
             let whole = fast(&d, Mode::Train, &xs, Src::Keyed(Keyed::new(4, offset)));
             for sample in (0..n).rev() {
                 let at = sample * one.len();
@@ -377,14 +364,14 @@ fn dropped_region_is_a_union_of_squares() {
     for (shape, bs) in SHAPES
         .into_iter()
         .skip(usize::from(cfg!(miri)) * 2)
-        .take(under_miri(2))
+        .take(scaled(usize::MAX, 2))
     {
         for p in [0.05, 0.1, 0.3, 0.9] {
             let d = DropBlock::new(p, bs, shape).unwrap();
             for src in SOURCES
                 .into_iter()
                 .skip(usize::from(cfg!(miri)) * 2)
-                .take(under_miri(2))
+                .take(scaled(usize::MAX, 2))
             {
                 let f = fast(&d, Mode::Train, &vec![1.0; d.len()], src);
                 let (drawn, _) = seeds(&d, Mode::Train, src);
@@ -799,7 +786,7 @@ fn apply_mask_and_backward_equal_forward() {
     for (shape, bs) in SHAPES
         .into_iter()
         .skip(usize::from(cfg!(miri)) * 2)
-        .take(under_miri(2))
+        .take(scaled(usize::MAX, 2))
     {
         for p in [0.1, 0.3, 0.9] {
             let d = DropBlock::new(p, bs, shape).unwrap();

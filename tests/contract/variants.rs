@@ -6,6 +6,7 @@
 //! result and caller-RNG consumption, the documented rule.
 
 use super::{Call, Delta, MAX_LEN, P, Source, repeat};
+use crate::support::ops::{MASK_SENTINEL, SENTINEL};
 use crate::support::{bit, identical, low_bits, same, same_f32};
 use arbitrary::Arbitrary;
 use bitdrop::{
@@ -108,7 +109,7 @@ pub fn check_gaussian(call: &Call, name: &str) {
         }
     };
     let out_len = if to { call.out.apply(n) } else { n };
-    let before = vec![f32::from_bits(0x7FC0_DEAD); out_len];
+    let before = vec![SENTINEL; out_len];
     let mut fast = if to { before.clone() } else { xs.clone() };
     let (result, fast_rng) = drawing!(src, |s| match (g, noise, to, backward) {
         (Some(g), _, false, false) => g.forward(mode, &mut fast, s),
@@ -172,9 +173,6 @@ pub struct BlockCall {
     pub source: Source,
 }
 
-/// What a mask buffer holds before a call that writes one.
-const MASK_SENTINEL: u64 = 0xDEAD_BEEF_DEAD_BEEF;
-
 /// Checks one call of the DropBlock target `name`.
 pub fn check_drop_block(call: &BlockCall, name: &str) {
     let p = call.p.value();
@@ -212,7 +210,7 @@ pub fn check_drop_block(call: &BlockCall, name: &str) {
         (true, true) => vec![!0; mask_len],
         (false, _) => vec![MASK_SENTINEL; mask_len],
     };
-    let before = vec![f32::from_bits(0x7FC0_DEAD); out_len];
+    let before = vec![SENTINEL; out_len];
     let mut fast = if to { before.clone() } else { xs.clone() };
     let mut mask = mask_before.clone();
     let d = &drop_block;
