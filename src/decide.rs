@@ -7,7 +7,7 @@
 //! the rest stay undecided. After the lowest set bit of `D` the undecided
 //! lanes equal `D` on every bit that matters, so they are kept.
 
-use core::ops::{BitAnd, BitOr, Not};
+use core::ops::{BitAnd, BitOr, BitXor, Not};
 
 /// The drop threshold `D = floor(p * 2^64)` of a probability `0 < p < 1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,23 +21,26 @@ impl Threshold {
         let d = self.0;
         (d.trailing_zeros()..64).rev().map(move |k| d >> k & 1 == 1)
     }
+
+    /// Bit `k` of `D` spread to a whole word: all ones or all zeros.
+    #[inline(always)]
+    pub(crate) fn spread(self, k: u32) -> u64 {
+        (self.0 >> k & 1).wrapping_neg()
+    }
 }
 
 /// One comparison step over any word type: `u64`, or SIMD lanes of them.
-/// `random` holds the next bit of every lane's `u`, `d_bit` that of `D`.
+/// `random` holds the next bit of every lane's `u`, `d` that of `D` spread
+/// to every bit (all ones or all zeros). Branch-free.
 #[inline(always)]
-pub(crate) fn step<W>(undecided: &mut W, kept: &mut W, random: W, d_bit: bool)
+pub(crate) fn step<W>(undecided: &mut W, kept: &mut W, random: W, d: W)
 where
-    W: Copy + BitAnd<Output = W> + BitOr<Output = W> + Not<Output = W>,
+    W: Copy + BitAnd<Output = W> + BitOr<Output = W> + BitXor<Output = W> + Not<Output = W>,
 {
-    if d_bit {
-        // Lanes with a 0 bit are below D: dropped. The rest stay equal.
-        *undecided = *undecided & random;
-    } else {
-        // Lanes with a 1 bit are above D: kept. The rest stay equal.
-        *kept = *kept | (*undecided & random);
-        *undecided = *undecided & !random;
-    }
+    // Lanes above D (bit 1 where D's is 0) are kept, lanes whose bit
+    // differs from D's are decided, and the rest stay equal.
+    *kept = *kept | (*undecided & random & !d);
+    *undecided = *undecided & !(random ^ d);
 }
 
 /// Decides the lanes set in `lanes`, drawing one word per step from `next`
@@ -47,7 +50,8 @@ pub(crate) fn word(threshold: Threshold, lanes: u64, mut next: impl FnMut() -> u
     let mut undecided = lanes;
     let mut kept = 0;
     for d_bit in threshold.bits() {
-        step(&mut undecided, &mut kept, next(), d_bit);
+        let d = u64::from(d_bit).wrapping_neg();
+        step(&mut undecided, &mut kept, next(), d);
         if undecided == 0 {
             break;
         }

@@ -3,7 +3,7 @@
 //! inverted-dropout pass over that mask with the scale `numel / kept`.
 
 use crate::decide::Threshold;
-use crate::dispatch::{self, Kernel};
+use crate::dispatch::{self, Cpu, Kernel};
 use crate::inverted::{Data, Inverted};
 use crate::kernel::{CHUNK, CHUNK_WORDS, Fast};
 use crate::mask::{check_words, low_bits, mask_words};
@@ -442,7 +442,7 @@ struct KeptCount<'a> {
 
 impl Kernel for KeptCount<'_> {
     #[inline(always)]
-    fn run(self) {
+    fn run(self, _: Cpu) {
         let words = self.mask.iter().enumerate();
         *self.kept = words
             .map(|(i, w)| u64::from((w & low_bits(self.len - 64 * i)).count_ones()))
@@ -474,14 +474,14 @@ struct Run {
 
 impl<W: Words> Kernel for Seeds<'_, W> {
     #[inline(always)]
-    fn run(mut self) {
+    fn run(mut self, cpu: Cpu) {
         let mut words = [0u64; CHUNK_WORDS];
         let mut pending: Option<Run> = None;
         let mut first = 0;
         while first < self.count {
             let m = (self.count - first).min(CHUNK);
             let words = &mut words[..mask_words(m)];
-            self.words.fill(words, m);
+            self.words.fill(words, m, cpu);
             for (j, &word) in words.iter().enumerate() {
                 // The machinery's "dropped" (a clear bit) is a drawn seed.
                 let mut drawn = !word & low_bits(m - 64 * j);

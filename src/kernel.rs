@@ -3,7 +3,7 @@
 
 use crate::Element;
 use crate::decide::Threshold;
-use crate::dispatch::{self, Kernel};
+use crate::dispatch::{self, Cpu, Kernel};
 use crate::mask::{low_bits, mask_words, set_bits};
 use crate::run::{Executor, Operands};
 use crate::source::Randomness;
@@ -68,7 +68,7 @@ impl Executor for Fast {
 /// `first..first + count`: called in unit order, `first` a multiple of
 /// `CHUNK` and `count <= CHUNK`.
 trait UnitWords {
-    fn fill(&mut self, first: usize, count: usize, out: &mut [u64]);
+    fn fill(&mut self, first: usize, count: usize, out: &mut [u64], cpu: Cpu);
 }
 
 /// Decisions drawn from a source, copied to the caller's mask if any.
@@ -79,12 +79,17 @@ struct Drawn<'m, W> {
 
 impl<W: Words> UnitWords for Drawn<'_, W> {
     #[inline(always)]
-    fn fill(&mut self, first: usize, count: usize, out: &mut [u64]) {
+    fn fill(&mut self, first: usize, count: usize, out: &mut [u64], cpu: Cpu) {
         let out = &mut out[..mask_words(count)];
-        self.words.fill(out, count);
-        // `first` is a multiple of CHUNK: the words copy as they are.
+        self.words.fill(out, count, cpu);
+        // `first` is a multiple of CHUNK: the words copy as they are, a
+        // whole chunk as an array (a copy of known length, which inlines).
         if let Some(mask) = self.mask.as_deref_mut() {
-            mask[first / 64..][..out.len()].copy_from_slice(out);
+            let mask = &mut mask[first / 64..][..out.len()];
+            match (mask.first_chunk_mut::<CHUNK_WORDS>(), out.first_chunk()) {
+                (Some(mask), Some(words)) if count == CHUNK => *mask = *words,
+                _ => mask.copy_from_slice(out),
+            }
         }
     }
 }
@@ -94,7 +99,7 @@ struct Given<'m>(&'m [u64], usize);
 
 impl UnitWords for Given<'_> {
     #[inline(always)]
-    fn fill(&mut self, first: usize, count: usize, out: &mut [u64]) {
+    fn fill(&mut self, first: usize, count: usize, out: &mut [u64], _: Cpu) {
         take_bits(self.0, self.1 + first, count, out);
     }
 }
@@ -115,13 +120,13 @@ struct Broadcast<'a, O, D> {
 
 impl<O: Operands, D: UnitWords> Kernel for Broadcast<'_, O, D> {
     #[inline(always)]
-    fn run(mut self) {
+    fn run(mut self, cpu: Cpu) {
         // The tile's words live on the stack: 64 bytes unless a shared
         // axis needs 2 KiB.
         if self.units.shared > 1 {
-            self.tiles::<{ TILE / 64 }>();
+            self.tiles::<{ TILE / 64 }>(cpu);
         } else {
-            self.tiles::<CHUNK_WORDS>();
+            self.tiles::<CHUNK_WORDS>(cpu);
         }
     }
 }
@@ -129,7 +134,7 @@ impl<O: Operands, D: UnitWords> Kernel for Broadcast<'_, O, D> {
 impl<O: Operands, D: UnitWords> Broadcast<'_, O, D> {
     /// Decides tiles of `64 * WORDS` units and applies each.
     #[inline(always)]
-    fn tiles<const WORDS: usize>(&mut self) {
+    fn tiles<const WORDS: usize>(&mut self, cpu: Cpu) {
         let Units {
             shared, inner, run, ..
         } = *self.units;
@@ -144,7 +149,7 @@ impl<O: Operands, D: UnitWords> Broadcast<'_, O, D> {
             while done < n {
                 let m = (n - done).min(CHUNK);
                 let slot = &mut words[done / 64..done / 64 + CHUNK_WORDS];
-                self.decisions.fill(first + done, m, slot);
+                self.decisions.fill(first + done, m, slot, cpu);
                 done += m;
             }
             if shared == 1 && run == 1 {

@@ -1,19 +1,29 @@
-//! Mask stream v1, the fast path: eight xoshiro256++ generators stepped
-//! together in `wide` lanes. `stream.rs` holds the definition both paths
-//! share; the reference steps `rand_xoshiro`'s generators instead, and the
-//! tests hold the two equal.
+//! Mask stream v2, the fast path: eight xoshiro256++ generators stepped
+//! together in `wide` lanes, a fixed number of steps per batch, the tied
+//! positions' second stage in one compacted word. `stream.rs` holds the
+//! definition both paths share; the reference builds each position's
+//! number from `rand_xoshiro`'s generators instead, and the tests hold the
+//! two equal.
 
 use crate::decide::{self, Threshold};
-use crate::stream::{BLOCK_WORDS, LANES, keys, state};
+use crate::dispatch::Cpu;
+use crate::mask::low_bits;
+use crate::stream::{
+    BLOCK_WORDS, FIRST_BITS, GAMMA, LANES, POOL_BITS, POOLED, compared_bits, keys, mix, state,
+    tail_key,
+};
 use core::ops::{Add, BitAnd, BitOr, BitXor, Not, Shl, Shr};
 
-/// The generators decided together, in `wide` lanes: two independent
+/// The generators stepped together, in `wide` lanes: two independent
 /// dependency chains per step on SSE2 and NEON (measured faster than one),
 /// one AVX2 register, or all eight in one AVX-512 register.
 #[cfg(not(target_feature = "avx512f"))]
 type Chunk = wide::u64x4;
 #[cfg(target_feature = "avx512f")]
 type Chunk = wide::u64x8;
+
+/// Chunks of generators: `LANES / Chunk::WIDTH`.
+const CHUNKS: usize = LANES / <Chunk as Lanes>::WIDTH;
 
 /// What the generators need of `wide`'s `u64` lanes.
 trait Lanes:
@@ -27,22 +37,16 @@ trait Lanes:
     + Shr<u32, Output = Self>
 {
     const WIDTH: usize;
-    fn splat(x: u64) -> Self;
     /// Lanes from `lanes[..WIDTH]`.
     fn load(lanes: &[u64]) -> Self;
     /// Lanes to `lanes[..WIDTH]`.
     fn store(self, lanes: &mut [u64]);
-    fn is_zero(self) -> bool;
 }
 
 macro_rules! impl_lanes {
     ($($t:ident: $n:literal),*) => {$(
         impl Lanes for wide::$t {
             const WIDTH: usize = $n;
-            #[inline(always)]
-            fn splat(x: u64) -> Self {
-                wide::$t::splat(x)
-            }
             #[inline(always)]
             fn load(lanes: &[u64]) -> Self {
                 wide::$t::new(core::array::from_fn(|i| lanes.get(i).copied().unwrap_or(0)))
@@ -52,10 +56,6 @@ macro_rules! impl_lanes {
                 for (lane, x) in lanes.iter_mut().zip(self.to_array()) {
                     *lane = x;
                 }
-            }
-            #[inline(always)]
-            fn is_zero(self) -> bool {
-                self.simd_eq(wide::$t::ZERO).all()
             }
         }
     )*};
@@ -82,9 +82,46 @@ fn rotate_left<V: Lanes>(x: V, k: u32) -> V {
     (x << k) | (x >> (64 - k))
 }
 
-/// Eight xoshiro256++ states: `s[i][j]` is state word `i` of lane `j`.
+/// What a threshold asks of every batch, worked out once per call.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    d: u64,
+    /// First-stage steps: `min(FIRST_BITS, compared bits of D)`.
+    first_steps: usize,
+    /// `D`'s bits 63, 62, ... spread to words, one per first-stage step.
+    first: [u64; FIRST_BITS as usize],
+    /// `D` has bits past the first stage: a pool step follows.
+    pooled: bool,
+    /// `D`'s next `POOL_BITS` bits, spread.
+    pool: [u64; POOL_BITS as usize],
+    /// `D` has bits past the pool's: positions still tied take a tail word.
+    tail: bool,
+}
+
+impl Plan {
+    fn new(threshold: Threshold) -> Plan {
+        let compared = compared_bits(threshold.0);
+        Plan {
+            d: threshold.0,
+            first_steps: compared.min(FIRST_BITS) as usize,
+            first: core::array::from_fn(|t| threshold.spread(63 - t as u32)),
+            pooled: compared > FIRST_BITS,
+            pool: core::array::from_fn(|c| threshold.spread(63 - FIRST_BITS - c as u32)),
+            tail: compared > FIRST_BITS + POOL_BITS,
+        }
+    }
+
+    /// Generator steps per batch: the same for every batch of a threshold.
+    fn steps(&self) -> usize {
+        self.first_steps + usize::from(self.pooled)
+    }
+}
+
+/// Eight xoshiro256++ states in chunks of lanes: `s[c][i]` is state word `i`
+/// of the generators of chunk `c`.
+#[derive(Clone, Copy)]
 struct Generators {
-    s: [[u64; LANES]; 4],
+    s: [[Chunk; 4]; CHUNKS],
 }
 
 impl Generators {
@@ -92,80 +129,138 @@ impl Generators {
     #[inline(always)]
     fn seed(keys: &[u64; 4], block: u64) -> Self {
         let first = block.wrapping_mul(LANES as u64);
-        let states: [[u64; 4]; LANES] =
-            core::array::from_fn(|j| state(keys, first.wrapping_add(j as u64)));
-        Generators {
-            s: core::array::from_fn(|i| states.map(|lane| lane[i])),
+        // Word i of every lane's state, lane by lane (plain loops: they
+        // inline where closures did not).
+        let mut words = [[0; LANES]; 4];
+        for j in 0..LANES {
+            let lane = state(keys, first.wrapping_add(j as u64));
+            for (word, x) in words.iter_mut().zip(lane) {
+                word[j] = x;
+            }
         }
+        let mut s = [[Chunk::ZERO; 4]; CHUNKS];
+        for (c, chunk) in s.iter_mut().enumerate() {
+            for (word, lanes) in chunk.iter_mut().zip(&words) {
+                *word = Chunk::load(&lanes[c * Chunk::WIDTH..]);
+            }
+        }
+        Generators { s }
     }
 
-    /// The next batch: the 8 lanes compared in lockstep until all 512
-    /// positions are decided. A decided lane ignores further words, so each
-    /// chunk of lanes runs until its own positions are decided, and then
-    /// the chunks that finished early are stepped on to the batch's count.
+    /// Steps every generator `n` times, drawing words nobody reads.
     #[inline(always)]
-    fn batch(&mut self, threshold: Threshold) -> [u64; LANES] {
+    fn skip(&mut self, n: usize) {
+        for s in &mut self.s {
+            let mut local = *s;
+            for _ in 0..n {
+                step(&mut local);
+            }
+            *s = local;
+        }
+    }
+
+    /// Decides the next batch: its 8 keep words to `out`, lane `j` the
+    /// word of generator `j`. `draw` steps a chunk's generators (the tests
+    /// script it), `tail(i)` is the tail word of the batch's position `i`.
+    /// The words are written once each, by scalar stores, and
+    /// never read back here: a vector load of words just written one by one
+    /// stalls (store forwarding fails), measured a fifth of a batch's time.
+    #[inline(always)]
+    fn batch(
+        &mut self,
+        plan: &Plan,
+        cpu: Cpu,
+        mut draw: impl FnMut(&mut [Chunk; 4]) -> Chunk,
+        tail: impl Fn(usize) -> u64,
+        out: &mut [u64; LANES],
+    ) {
+        let (mut kept, mut tied, mut pool) = ([0; LANES], [0; LANES], [0; LANES]);
         let width = Chunk::WIDTH;
-        let mut kept = [0; LANES];
-        let mut steps = [0; LANES];
-        for (c, steps) in steps.iter_mut().take(LANES / width).enumerate() {
-            let lanes = c * width..(c + 1) * width;
-            let mut s = self.s.each_ref().map(|w| Chunk::load(&w[lanes.clone()]));
-            let (chunk_kept, chunk_steps) = decide_chunk(&mut s, threshold);
-            chunk_kept.store(&mut kept[lanes.clone()]);
-            for (word, lanes_of_word) in s.iter().zip(self.s.iter_mut()) {
-                word.store(&mut lanes_of_word[lanes.clone()]);
+        // Stage one: `first_steps` bits of every position, in lockstep. Each
+        // chunk's state is copied in and out so that it stays in registers.
+        for (c, s) in self.s.iter_mut().enumerate() {
+            let (mut undecided, mut k) = (Chunk::splat(!0), Chunk::splat(0));
+            let mut local = *s;
+            for &d in &plan.first[..plan.first_steps] {
+                decide::step(&mut undecided, &mut k, draw(&mut local), Chunk::splat(d));
             }
-            *steps = chunk_steps;
+            k.store(&mut kept[c * width..]);
+            undecided.store(&mut tied[c * width..]);
+            if plan.pooled {
+                draw(&mut local).store(&mut pool[c * width..]);
+            }
+            *s = local;
         }
-        let batch_steps = steps.iter().copied().max().unwrap_or(0);
-        for (c, &steps) in steps.iter().take(LANES / width).enumerate() {
-            if steps < batch_steps {
-                let lanes = c * width..(c + 1) * width;
-                let mut s = self.s.each_ref().map(|w| Chunk::load(&w[lanes.clone()]));
-                for _ in steps..batch_steps {
-                    step(&mut s);
+        if !plan.pooled {
+            // D has no more bits: positions still equal are kept.
+            for ((out, kept), tied) in out.iter_mut().zip(kept).zip(tied) {
+                *out = kept | tied;
+            }
+            return;
+        }
+        // Stage two: the first POOLED tied positions, in position order,
+        // compared as one word, bit r of pool word c being bit c of tied
+        // position r's next bits.
+        let mut rank = [0u32; LANES];
+        let mut total = 0;
+        for (rank, tied) in rank.iter_mut().zip(&tied) {
+            *rank = total;
+            total += tied.count_ones();
+        }
+        let open = low_bits(total as usize);
+        let (mut undecided, mut k) = (open, 0);
+        for (&random, &d) in pool.iter().zip(&plan.pool) {
+            decide::step(&mut undecided, &mut k, random, d);
+        }
+        if !plan.tail {
+            // D has no more bits: positions still equal are kept.
+            k |= undecided;
+            undecided = 0;
+        }
+        for (((out, kept), &tied), &rank) in out.iter_mut().zip(kept).zip(&tied).zip(&rank) {
+            *out = kept;
+            if rank < POOLED {
+                *out |= cpu.deposit(k >> rank, tied);
+            }
+        }
+        if undecided != 0 || total > POOLED {
+            // Rare (about one batch in 8 at p = 0.1): the tail.
+            let resolved = open & !undecided;
+            for (j, (kept, &tied)) in out.iter_mut().zip(&tied).enumerate() {
+                let mut left = tied;
+                if rank[j] < POOLED {
+                    left &= !cpu.deposit(resolved >> rank[j], tied);
                 }
-                for (word, lanes_of_word) in s.iter().zip(self.s.iter_mut()) {
-                    word.store(&mut lanes_of_word[lanes.clone()]);
+                while left != 0 {
+                    let bit = left.trailing_zeros();
+                    left &= left - 1;
+                    let r = rank[j] + (tied & low_bits(bit as usize)).count_ones();
+                    let used = FIRST_BITS + if r < POOLED { POOL_BITS } else { 0 };
+                    // The rest of u is the tail word's top bits.
+                    let rest = tail(64 * j + bit as usize) >> used;
+                    if rest >= plan.d & low_bits(64 - used as usize) {
+                        *kept |= 1 << bit;
+                    }
                 }
             }
         }
-        kept
     }
 }
 
-/// Runs the comparison for one chunk of lanes until its positions are all
-/// decided or the bits of `D` run out: the kept words and the steps taken.
-#[inline(always)]
-fn decide_chunk<V: Lanes>(s: &mut [V; 4], threshold: Threshold) -> (V, usize) {
-    let mut undecided = V::splat(!0);
-    let mut kept = V::splat(0);
-    let mut steps = 0;
-    for d_bit in threshold.bits() {
-        let random = step(s);
-        decide::step(&mut undecided, &mut kept, random, d_bit);
-        steps += 1;
-        if undecided.is_zero() {
-            break;
-        }
-    }
-    (kept | undecided, steps)
-}
-
-/// Keep words of the keyed stream for consecutive elements of one call,
-/// realigned so that word `i` covers the call's elements `64 i ..`.
+/// Keep words of the keyed stream for consecutive elements of one call.
 pub struct KeyedWords {
     keys: [u64; 4],
-    threshold: Threshold,
+    tail_key: u64,
+    plan: Plan,
     /// Stream position of the call's next element.
     position: u64,
-    /// The block whose words are buffered, if any.
-    block: Option<u64>,
     generators: Generators,
-    /// Batches of the buffered block generated so far.
-    batches: usize,
-    words: [[u64; LANES]; BLOCK_WORDS as usize / LANES],
+    /// The generators' block and the batch of it they decide next, if
+    /// seeded.
+    next: Option<(u64, u64)>,
+    /// The last batch decided, and its words.
+    decided: Option<u64>,
+    words: [u64; LANES],
 }
 
 impl core::fmt::Debug for KeyedWords {
@@ -178,79 +273,241 @@ impl core::fmt::Debug for KeyedWords {
 
 impl KeyedWords {
     pub(crate) fn new(seed: u64, offset: u64, threshold: Threshold) -> Self {
+        let keys = keys(seed);
         KeyedWords {
-            keys: keys(seed),
-            threshold,
+            keys,
+            tail_key: tail_key(seed),
+            plan: Plan::new(threshold),
             position: offset,
-            block: None,
-            generators: Generators { s: [[0; LANES]; 4] },
-            batches: 0,
-            words: [[0; LANES]; BLOCK_WORDS as usize / LANES],
+            generators: Generators {
+                s: [[Chunk::splat(0); 4]; CHUNKS],
+            },
+            next: None,
+            decided: None,
+            words: [0; LANES],
         }
     }
 
-    /// Makes the first `words` words of block `block` available.
+    /// Makes `words` hold batch `batch` (calls go forward in the stream).
     #[inline(always)]
-    fn generate(&mut self, block: u64, words: usize) {
-        if self.block != Some(block) {
-            self.block = Some(block);
-            self.generators = Generators::seed(&self.keys, block);
-            self.batches = 0;
+    fn load(&mut self, batch: u64, cpu: Cpu) {
+        if self.decided != Some(batch) {
+            let mut words = [0; LANES];
+            self.decide(batch, cpu, &mut words);
+            self.words = words;
+            self.decided = Some(batch);
         }
-        while self.batches * LANES < words {
-            let batch = self.generators.batch(self.threshold);
-            if let Some(slot) = self.words.get_mut(self.batches) {
-                *slot = batch;
+    }
+
+    /// Decides batch `batch` into `out` (calls go forward in the stream).
+    #[inline(always)]
+    fn decide(&mut self, batch: u64, cpu: Cpu, out: &mut [u64; LANES]) {
+        let per_block = BLOCK_WORDS / LANES as u64;
+        let (block, within) = (batch / per_block, batch % per_block);
+        let skipped = match self.next {
+            Some((seeded, next)) if seeded == block && next <= within => within - next,
+            _ => {
+                self.generators = Generators::seed(&self.keys, block);
+                within
             }
-            self.batches += 1;
-        }
+        };
+        // The steps per batch depend on p only, so skipping is stepping.
+        self.generators.skip(skipped as usize * self.plan.steps());
+        let (tail_key, first) = (self.tail_key, batch.wrapping_mul(64 * LANES as u64));
+        let tail = |i: usize| {
+            let q = first.wrapping_add(i as u64);
+            mix(tail_key.wrapping_add(q.wrapping_add(1).wrapping_mul(GAMMA)))
+        };
+        self.generators.batch(&self.plan, cpu, step, tail, out);
+        self.next = Some((block, within + 1));
+    }
+
+    /// Stream word `k` (positions `64 k .. 64 k + 64`).
+    #[inline(always)]
+    fn word(&mut self, k: u64, cpu: Cpu) -> u64 {
+        self.load(k / LANES as u64, cpu);
+        self.words[(k % LANES as u64) as usize]
     }
 
     /// Fills `out` with the keep words of the call's next `len` elements;
     /// `out.len()` is `len.div_ceil(64)`, and bits past `len` are cleared.
     #[inline(always)]
-    pub(crate) fn fill(&mut self, out: &mut [u64], len: usize) {
-        let mut remaining = len;
-        for chunk in out.chunks_mut(BLOCK_WORDS as usize) {
-            let chunk_len = remaining.min(64 * chunk.len());
-            self.fill_chunk(chunk, chunk_len);
-            remaining -= chunk_len;
-        }
-    }
-
-    /// [`fill`](Self::fill) for at most one block's worth of words.
-    #[inline(always)]
-    fn fill_chunk(&mut self, out: &mut [u64], len: usize) {
+    pub(crate) fn fill(&mut self, out: &mut [u64], len: usize, cpu: Cpu) {
         let shift = (self.position % 64) as u32;
-        // The stream words under the call's elements, one more than `out`
-        // when the call is not aligned to a word.
-        let mut stream = [0u64; BLOCK_WORDS as usize + 1];
-        let needed = (shift as usize + len).div_ceil(64).min(stream.len());
-        let mut index = self.position / 64;
-        let mut done = 0;
-        while done < needed {
-            let block = index / BLOCK_WORDS;
-            let start = (index % BLOCK_WORDS) as usize;
-            let take = (BLOCK_WORDS as usize - start).min(needed - done);
-            self.generate(block, start + take);
-            let words = self.words.as_flattened();
-            stream[done..done + take].copy_from_slice(&words[start..start + take]);
-            done += take;
-            index += take as u64;
-        }
+        let first = self.position / 64;
         if shift == 0 {
-            for (slot, &word) in out.iter_mut().zip(&stream) {
-                *slot = word;
+            // Whole stream words: whole batches as arrays (a copy of known
+            // length, which inlines), the rest word by word.
+            let mut done = 0;
+            while done < out.len() {
+                let k = first + done as u64;
+                if k.is_multiple_of(LANES as u64)
+                    && let Some(batch) = out[done..].first_chunk_mut::<LANES>()
+                {
+                    // Straight to `out`; calls go forward, so no later
+                    // word of this call is in this batch.
+                    let b = k / LANES as u64;
+                    if self.decided == Some(b) {
+                        *batch = self.words;
+                    } else {
+                        self.decide(b, cpu, batch);
+                    }
+                    done += LANES;
+                } else {
+                    out[done] = self.word(k, cpu);
+                    done += 1;
+                }
             }
         } else {
-            for (slot, pair) in out.iter_mut().zip(stream.windows(2)) {
-                *slot = pair[0] >> shift | pair[1] << (64 - shift);
+            for (i, slot) in out.iter_mut().enumerate() {
+                let k = first + i as u64;
+                let mut word = self.word(k, cpu) >> shift;
+                // The next stream word, unless the call ends before it.
+                if len > 64 * i + (64 - shift as usize) {
+                    word |= self.word(k + 1, cpu) << (64 - shift);
+                }
+                *slot = word;
             }
         }
         if let Some(last) = out.last_mut() {
-            *last &= crate::mask::low_bits(len - 64 * (len.div_ceil(64) - 1));
+            *last &= low_bits(len - 64 * (len.div_ceil(64) - 1));
         }
         // Wraps only after the call's last element, at position 2^64.
         self.position = self.position.wrapping_add(len as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Exactness with scripted words: whatever the numbers `u` of a batch's
+    //! positions, the words that spell them (stage one, pool, tail, as the
+    //! crate docs lay them out) decide exactly `u >= D`, drawing a number
+    //! of words that depends on `D` only.
+
+    extern crate std;
+
+    use super::*;
+    use crate::dispatch::Cpu;
+    use rand_core::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+    use std::vec::Vec;
+
+    /// The words that spell `us` for threshold `d`: per chunk of lanes, in
+    /// the order `batch` draws them, and each position's tail word.
+    fn spell(d: u64, us: &[u64; 512]) -> (Vec<Vec<[u64; LANES]>>, [u64; 512]) {
+        let compared = compared_bits(d);
+        let first = compared.min(FIRST_BITS);
+        let bit = |u: u64, t: u32| u >> (63 - t) & 1;
+        let mut steps: Vec<[u64; LANES]> = (0..first)
+            .map(|t| {
+                core::array::from_fn(|j| (0..64).fold(0, |w, i| w | bit(us[64 * j + i], t) << i))
+            })
+            .collect();
+        let mut tails = [0; 512];
+        if compared > FIRST_BITS {
+            let mut pool = [0u64; LANES];
+            let mut rank = 0;
+            for (i, &u) in us.iter().enumerate() {
+                if u >> (64 - FIRST_BITS) != d >> (64 - FIRST_BITS) {
+                    continue;
+                }
+                let mut used = FIRST_BITS;
+                if rank < 64 {
+                    for (c, word) in pool.iter_mut().enumerate() {
+                        *word |= bit(u, FIRST_BITS + c as u32) << rank;
+                    }
+                    used += POOL_BITS;
+                }
+                rank += 1;
+                tails[i] = u << used;
+            }
+            steps.push(pool);
+        }
+        // `batch` draws chunk by chunk: every step of chunk 0, then chunk 1.
+        let width = Chunk::WIDTH;
+        let script = (0..CHUNKS)
+            .map(|c| {
+                steps
+                    .iter()
+                    .map(|words| {
+                        core::array::from_fn(|k| words.get(c * width + k).copied().unwrap_or(0))
+                    })
+                    .collect()
+            })
+            .collect();
+        (script, tails)
+    }
+
+    fn decide(d: u64, us: &[u64; 512], cpu: Cpu) -> ([u64; LANES], usize) {
+        let (script, tails) = spell(d, us);
+        let mut generators = Generators {
+            s: [[Chunk::splat(0); 4]; CHUNKS],
+        };
+        let plan = Plan::new(Threshold(d));
+        let mut drawn = 0;
+        let mut out = [0; LANES];
+        let mut next = script
+            .iter()
+            .flat_map(|chunk: &Vec<[u64; LANES]>| chunk.iter());
+        generators.batch(
+            &plan,
+            cpu,
+            |_| {
+                drawn += 1;
+                Chunk::load(next.next().expect("drew more words than D needs"))
+            },
+            |i| tails[i],
+            &mut out,
+        );
+        assert_eq!(drawn, CHUNKS * plan.steps());
+        (out, drawn)
+    }
+
+    /// Numbers near `D`: equal to it, one off, sharing its first 4 or 12
+    /// bits (so ties reach the pool and the tail), or anything.
+    fn near(d: u64, rng: &mut Xoshiro256PlusPlus, crowd: bool) -> u64 {
+        let r = rng.next_u64();
+        let keep_top =
+            |bits: u32| d & !low_bits(64 - bits as usize) | r & low_bits(64 - bits as usize);
+        match rng.next_u32() % if crowd { 4 } else { 8 } {
+            0 => d,
+            1 => keep_top(FIRST_BITS),
+            2 => keep_top(FIRST_BITS + POOL_BITS),
+            3 => d.wrapping_add(1),
+            4 => d.wrapping_sub(1),
+            5 => keep_top(FIRST_BITS + POOL_BITS + 1),
+            _ => r,
+        }
+    }
+
+    #[test]
+    fn scripted_numbers_are_decided_exactly() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let thresholds = [
+            0x1999_9999_9999_9999, // p = 0.1
+            0xE666_6666_6666_6666, // p = 0.9
+            1 << 63,               // p = 0.5: one step
+            0xB000_0000_0000_0000, // 4 bits: stage one only
+            0x1A00_0000_0000_0000, // 7 bits: a pool, no tail
+            0x1FF8_0000_0000_0000, // 13 bits: a tail for one bit
+            1 << 44,               // p = 2^-20
+            u64::MAX,              // every bit
+            1,                     // the lowest bit only
+        ];
+        let trials = if cfg!(miri) { 2 } else { 200 };
+        for d in thresholds {
+            for trial in 0..trials {
+                // Every other trial crowds the batch with ties, past the
+                // 64 the pool serves.
+                let crowd = trial % 2 == 1;
+                let us: [u64; 512] = core::array::from_fn(|_| near(d, &mut rng, crowd));
+                let expected: [u64; LANES] = core::array::from_fn(|j| {
+                    (0..64).fold(0, |w, i| w | u64::from(us[64 * j + i] >= d) << i)
+                });
+                for cpu in [Cpu::PORTABLE, Cpu::BUILD] {
+                    assert_eq!(decide(d, &us, cpu).0, expected, "D {d:#x} trial {trial}");
+                }
+            }
+        }
     }
 }

@@ -34,7 +34,7 @@ use crate::run::{Decision, Decisions, Executor, Operands, Plan, run};
 use crate::source::Randomness;
 use crate::source::sealed::{NextWord, Raw};
 use crate::stream::GAMMA;
-use crate::stream::{BLOCK_WORDS, LANES, keys, state};
+use crate::stream::{BLOCK_WORDS, FIRST_BITS, LANES, POOL_BITS, POOLED, keys, state, tail_key};
 use crate::{
     AlphaDropout, Dropout, Element, Error, GaussianDropout, GaussianNoise, Keyed, Mode, Residual,
     Structured, Units, derive_seed,
@@ -440,10 +440,14 @@ fn decide_unit(ops: &mut impl Operands, units: &Units, u: usize, kept: bool) {
     }
 }
 
-/// The random words the keyed stream draws to decide block `block` (stream
-/// positions `4096 block .. 4096 block + 4096`) of stream `seed`: a cost
-/// measure of "mask stream v1", 64 times the words per 64 decisions.
-/// Zero where nothing is drawn (`p == 0`, `p == 1`, evaluation mode).
+/// The random words the keyed stream computes to decide block `block`
+/// (stream positions `4096 block .. 4096 block + 4096`) of stream `seed`:
+/// a cost measure of "mask stream v2", 64 times the words per 64
+/// decisions. The generator words are `64 * (min(4, b) + [b > 4])` for a
+/// `D` of `b` compared bits, whatever the seed; the tail words, one per
+/// position still tied after its pool bits, add about `2^-12` per
+/// position. Zero where nothing is drawn (`p == 0`, `p == 1`, evaluation
+/// mode).
 ///
 /// ```
 /// use bitdrop::{Dropout, Mode, reference};
@@ -451,15 +455,16 @@ fn decide_unit(ops: &mut impl Operands, units: &Units, u: usize, kept: bool) {
 /// // At p = 0.5 one word decides 64 elements: 64 words per block.
 /// let half = Dropout::new(0.5)?;
 /// assert_eq!(reference::keyed_words_drawn(&half, Mode::Train, 1, 0), 64);
-/// // At p = 0.1 each batch of 512 runs until its slowest element is decided.
+/// // At p = 0.1: 4 stage-one words and a pool word per 64 positions, and
+/// // a few tail words.
 /// let tenth = Dropout::new(0.1)?;
 /// let words = reference::keyed_words_drawn(&tenth, Mode::Train, 1, 0);
-/// assert!((400..1000).contains(&words));
+/// assert!((320..340).contains(&words));
 /// # Ok::<(), bitdrop::Error>(())
 /// ```
 pub fn keyed_words_drawn(dropout: &Dropout, mode: Mode, seed: u64, block: u64) -> u64 {
     match Plan::of(dropout, mode) {
-        Plan::Random(threshold) => keyed_block(&keys(seed), block, threshold).1,
+        Plan::Random(threshold) => keyed_block(&keys(seed), tail_key(seed), block, threshold).1,
         Plan::Identity | Plan::DropAll => 0,
     }
 }
@@ -528,24 +533,27 @@ fn rng_decisions<R: NextWord>(
 
 /// The keyed stream's decisions from position `offset` on, block by block.
 fn keyed_decisions(seed: u64, offset: u64, threshold: Threshold) -> impl Iterator<Item = bool> {
-    let keys = keys(seed);
+    let (keys, tail_key) = (keys(seed), tail_key(seed));
     let block_len = 64 * BLOCK_WORDS;
     let mut block = u64::MAX;
     let mut decisions = [[false; 64]; BLOCK_WORDS as usize];
     (offset..=u64::MAX).map(move |position| {
         if position / block_len != block {
             block = position / block_len;
-            decisions = keyed_block(&keys, block, threshold).0;
+            decisions = keyed_block(&keys, tail_key, block, threshold).0;
         }
         let word = (position % block_len / 64) as usize;
         decisions[word][(position % 64) as usize]
     })
 }
 
-/// The decisions of one block: 8 batches of 8 groups, lane `j` of batch `b`
-/// being word `8 b + j` of the block, decided by generator `j`.
+/// The decisions of one block of mask stream v2, and the random words
+/// drawn for them (generator words and tail words). Each position's number
+/// `u` is built as the crate docs spell it, bit by bit from the most
+/// significant, and kept iff `u >= D`.
 fn keyed_block(
     keys: &[u64; 4],
+    tail_key: u64,
     block: u64,
     threshold: Threshold,
 ) -> ([[bool; 64]; BLOCK_WORDS as usize], u64) {
@@ -557,14 +565,56 @@ fn keyed_block(
         }
         Xoshiro256PlusPlus::from_seed(seed)
     });
+    let d = threshold.0;
+    let compared = if d == 0 { 0 } else { 64 - d.trailing_zeros() };
+    // Whether the top `bits` bits of `u` equal D's.
+    let tied = |u: u64, bits: u32| bits == 0 || u >> (64 - bits) == d >> (64 - bits);
     let mut decisions = [[false; 64]; BLOCK_WORDS as usize];
     let mut drawn = 0;
-    for batch in decisions.chunks_exact_mut(LANES) {
-        let groups = decide_groups(threshold, [64; LANES], || {
+    for (b, batch) in decisions.chunks_exact_mut(LANES).enumerate() {
+        let mut draw = || -> [u64; LANES] {
             drawn += LANES as u64;
             core::array::from_fn(|lane| generators[lane].next_u64())
-        });
-        batch.copy_from_slice(&groups);
+        };
+        // Stage one: up to FIRST_BITS words from every generator.
+        let first_bits = compared.min(FIRST_BITS);
+        let mut first = [[0; LANES]; FIRST_BITS as usize];
+        for words in first.iter_mut().take(first_bits as usize) {
+            *words = draw();
+        }
+        // Stage two: one more word from every generator when D has more bits.
+        let pool = if compared > FIRST_BITS {
+            draw()
+        } else {
+            [0; LANES]
+        };
+        let mut rank = 0;
+        for (lane, group) in batch.iter_mut().enumerate() {
+            for (j, kept) in group.iter_mut().enumerate() {
+                let mut u = 0;
+                for (t, words) in first.iter().take(first_bits as usize).enumerate() {
+                    u |= (words[lane] >> j & 1) << (63 - t);
+                }
+                let mut used = first_bits;
+                if compared > FIRST_BITS && tied(u, used) {
+                    if rank < POOLED {
+                        for (c, word) in pool.iter().enumerate() {
+                            u |= (word >> rank & 1) << (63 - FIRST_BITS - c as u32);
+                        }
+                        used += POOL_BITS;
+                    }
+                    rank += 1;
+                    if compared > used && tied(u, used) {
+                        // The tail word of the position, read from its top.
+                        let q = (block * BLOCK_WORDS + (b * LANES + lane) as u64) * 64 + j as u64;
+                        let start = tail_key.wrapping_add(q.wrapping_mul(GAMMA));
+                        u |= SplitMix64::seed_from_u64(start).next_u64() >> used;
+                        drawn += 1;
+                    }
+                }
+                *kept = u >= d;
+            }
+        }
     }
     (decisions, drawn)
 }

@@ -2,6 +2,7 @@
 
 use crate::Error;
 use crate::decide::{self, Threshold};
+use crate::dispatch::Cpu;
 use crate::keyed::KeyedWords;
 use crate::mask::low_bits;
 use rand_core::Rng;
@@ -121,7 +122,8 @@ pub(crate) mod sealed {
     pub trait Words {
         /// Fills `out` (`len.div_ceil(64)` words) with the keep bits of the
         /// next `len` elements; bits past `len` are cleared.
-        fn fill(&mut self, out: &mut [u64], len: usize);
+        /// `cpu` is what the dispatched kernel may use.
+        fn fill(&mut self, out: &mut [u64], len: usize, cpu: Cpu);
     }
 }
 
@@ -164,7 +166,7 @@ impl<R: ?Sized> core::fmt::Debug for RngWords<'_, R> {
 
 impl<R: Rng + ?Sized> Words for RngWords<'_, R> {
     #[inline(always)]
-    fn fill(&mut self, out: &mut [u64], len: usize) {
+    fn fill(&mut self, out: &mut [u64], len: usize, _: Cpu) {
         let mut remaining = len;
         for slot in out {
             let lanes = remaining.min(64);
@@ -203,7 +205,7 @@ impl Sealed for Keyed {
 
 impl Words for KeyedWords {
     #[inline(always)]
-    fn fill(&mut self, out: &mut [u64], len: usize) {
-        KeyedWords::fill(self, out, len);
+    fn fill(&mut self, out: &mut [u64], len: usize, cpu: Cpu) {
+        KeyedWords::fill(self, out, len, cpu);
     }
 }

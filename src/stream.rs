@@ -1,7 +1,7 @@
-//! The definition of mask stream v1 shared by the fast path and the
-//! reference: its constants and the seeding of its generators. The crate
-//! docs state it in full; `keyed.rs` steps the generators in SIMD lanes and
-//! the reference steps `rand_xoshiro`'s own.
+//! The definition of mask stream v2 shared by the fast path and the
+//! reference: its constants, the seeding of its generators and of its tail
+//! words. The crate docs state it in full; `keyed.rs` steps the generators
+//! in SIMD lanes and the reference steps `rand_xoshiro`'s own.
 
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::SplitMix64;
@@ -10,6 +10,15 @@ use rand_xoshiro::SplitMix64;
 pub(crate) const LANES: usize = 8;
 /// Mask words per block: each block reseeds its generators.
 pub(crate) const BLOCK_WORDS: u64 = 64;
+/// Bits of each number `u` taken from the first stage's lockstep words.
+pub(crate) const FIRST_BITS: u32 = 4;
+/// Bits taken from the second stage's pool words by each of the first
+/// `POOLED` positions of a batch still tied after the first stage.
+pub(crate) const POOL_BITS: u32 = 8;
+/// Tied positions of a batch served by the pool: one bit of each pool word.
+pub(crate) const POOLED: u32 = 64;
+/// The tail key's path for `derive_seed`: "masktail" in ASCII.
+pub(crate) const TAIL_PATH: u64 = 0x6D61_736B_7461_696C;
 /// SplitMix64's increment, the golden ratio in 64-bit fixed point.
 pub(crate) const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -34,4 +43,16 @@ pub(crate) fn keys(seed: u64) -> [u64; 4] {
 #[inline(always)]
 pub(crate) fn state(keys: &[u64; 4], n: u64) -> [u64; 4] {
     keys.map(|key| mix(key.wrapping_add(n.wrapping_add(1).wrapping_mul(GAMMA))))
+}
+
+/// The seed of the tail words: `derive_seed(seed, [TAIL_PATH])`.
+pub(crate) const fn tail_key(seed: u64) -> u64 {
+    crate::derive_seed(seed, &[TAIL_PATH])
+}
+
+/// How many bits of `D` a comparison reads: bit 63 down to the lowest
+/// set bit, `64 - trailing_zeros(D)`, or none when `D == 0`.
+#[inline(always)]
+pub(crate) const fn compared_bits(d: u64) -> u32 {
+    if d == 0 { 0 } else { 64 - d.trailing_zeros() }
 }
