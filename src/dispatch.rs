@@ -25,19 +25,30 @@ pub(crate) trait Kernel {
 /// dispatched copy of the kernel, so its tests fold away.
 #[derive(Clone, Copy, Debug)]
 pub struct Cpu {
-    /// The CPU has BMI2. Private: only `run` and `BUILD` set it.
+    /// The CPU has AVX2 and BMI2. Private: only `run` and `BUILD` set it.
+    avx2: bool,
     bmi2: bool,
 }
 
 impl Cpu {
     /// What the build's target guarantees.
     pub(crate) const BUILD: Cpu = Cpu {
+        avx2: cfg!(all(target_arch = "x86_64", target_feature = "avx2")),
         bmi2: cfg!(all(target_arch = "x86_64", target_feature = "bmi2")),
     };
 
     /// Nothing beyond the baseline: the portable code everywhere.
     #[cfg(test)]
-    pub(crate) const PORTABLE: Cpu = Cpu { bmi2: false };
+    pub(crate) const PORTABLE: Cpu = Cpu {
+        avx2: false,
+        bmi2: false,
+    };
+
+    /// The CPU has AVX2: code that may run only there is allowed.
+    #[inline(always)]
+    pub(crate) fn avx2(self) -> bool {
+        self.avx2
+    }
 
     /// The low bits of `src`, in order, moved to the set bits of `mask`,
     /// lowest first (x86 `PDEP`); the other bits clear.
@@ -81,5 +92,8 @@ pub(crate) fn run(kernel: impl Kernel) {
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,bmi2,popcnt")]
 fn avx2(kernel: impl Kernel) {
-    kernel.run(Cpu { bmi2: true });
+    kernel.run(Cpu {
+        avx2: true,
+        bmi2: true,
+    });
 }

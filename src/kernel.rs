@@ -125,6 +125,8 @@ impl<O: Operands, D: UnitWords> Kernel for Broadcast<'_, O, D> {
         // axis needs 2 KiB.
         if self.units.shared > 1 {
             self.tiles::<{ TILE / 64 }>(cpu);
+        } else if self.units.run == 1 {
+            self.elements(cpu);
         } else {
             self.tiles::<CHUNK_WORDS>(cpu);
         }
@@ -132,6 +134,29 @@ impl<O: Operands, D: UnitWords> Kernel for Broadcast<'_, O, D> {
 }
 
 impl<O: Operands, D: UnitWords> Broadcast<'_, O, D> {
+    /// One unit per element: each chunk's words are decided before the
+    /// previous chunk is applied, so that the two, independent, overlap
+    /// in the CPU (software pipelining).
+    #[inline(always)]
+    fn elements(&mut self, cpu: Cpu) {
+        let count = self.units.count();
+        let mut buffers = [[0u64; CHUNK_WORDS]; 2];
+        let [mut current, mut next] = buffers.each_mut();
+        let mut n = count.min(CHUNK);
+        self.decisions.fill(0, n, current, cpu);
+        let mut first = 0;
+        while first < count {
+            let following = (count - first - n).min(CHUNK);
+            if following > 0 {
+                self.decisions.fill(first + n, following, next, cpu);
+            }
+            self.ops.apply(first, n, current);
+            core::mem::swap(&mut current, &mut next);
+            first += n;
+            n = following;
+        }
+    }
+
     /// Decides tiles of `64 * WORDS` units and applies each.
     #[inline(always)]
     fn tiles<const WORDS: usize>(&mut self, cpu: Cpu) {

@@ -22,8 +22,6 @@ type Chunk = wide::u64x4;
 #[cfg(target_feature = "avx512f")]
 type Chunk = wide::u64x8;
 
-/// Chunks of generators: `LANES / Chunk::WIDTH`.
-const CHUNKS: usize = LANES / <Chunk as Lanes>::WIDTH;
 
 /// What the generators need of `wide`'s `u64` lanes.
 trait Lanes:
@@ -37,6 +35,7 @@ trait Lanes:
     + Shr<u32, Output = Self>
 {
     const WIDTH: usize;
+    fn splat(x: u64) -> Self;
     /// Lanes from `lanes[..WIDTH]`.
     fn load(lanes: &[u64]) -> Self;
     /// Lanes to `lanes[..WIDTH]`.
@@ -47,6 +46,10 @@ macro_rules! impl_lanes {
     ($($t:ident: $n:literal),*) => {$(
         impl Lanes for wide::$t {
             const WIDTH: usize = $n;
+            #[inline(always)]
+            fn splat(x: u64) -> Self {
+                wide::$t::splat(x)
+            }
             #[inline(always)]
             fn load(lanes: &[u64]) -> Self {
                 wide::$t::new(core::array::from_fn(|i| lanes.get(i).copied().unwrap_or(0)))
@@ -61,6 +64,96 @@ macro_rules! impl_lanes {
     )*};
 }
 impl_lanes!(u64x4: 4, u64x8: 8);
+
+/// Four generators in one AVX2 register, wherever the CPU has AVX2: with
+/// the default target `wide::u64x4` is two SSE2 registers even inside the
+/// dispatched AVX2 kernel, and mask generation ran 1.8 times slower than in
+/// a build for the native CPU (`benches/README.md`).
+#[cfg(all(target_arch = "x86_64", not(target_feature = "avx512f")))]
+#[allow(unsafe_code)]
+mod avx2 {
+    use super::Lanes;
+    use core::arch::x86_64::*;
+    use core::ops::{Add, BitAnd, BitOr, BitXor, Not, Shl, Shr};
+
+    /// Only `KeyedWords::decide` makes values of this type, and only when
+    /// its `Cpu` says the CPU has AVX2 (detected at run time, or required
+    /// by the build's target): that is the safety argument of every
+    /// `unsafe` block below, each an AVX2 intrinsic on values of it.
+    #[derive(Clone, Copy)]
+    pub(super) struct U64x4(__m256i);
+
+    macro_rules! binary {
+        ($($trait:ident $method:ident $intrinsic:ident),*) => {$(
+            impl $trait for U64x4 {
+                type Output = Self;
+                #[inline(always)]
+                fn $method(self, other: Self) -> Self {
+                    // SAFETY: see the type: the CPU has AVX2.
+                    U64x4(unsafe { $intrinsic(self.0, other.0) })
+                }
+            }
+        )*};
+    }
+    binary!(
+        BitAnd bitand _mm256_and_si256,
+        BitOr bitor _mm256_or_si256,
+        BitXor bitxor _mm256_xor_si256,
+        Add add _mm256_add_epi64
+    );
+
+    impl Not for U64x4 {
+        type Output = Self;
+        #[inline(always)]
+        fn not(self) -> Self {
+            self ^ U64x4::splat(!0)
+        }
+    }
+
+    impl Shl<u32> for U64x4 {
+        type Output = Self;
+        #[inline(always)]
+        fn shl(self, k: u32) -> Self {
+            // SAFETY: see the type: the CPU has AVX2.
+            U64x4(unsafe { _mm256_sll_epi64(self.0, _mm_cvtsi32_si128(k as i32)) })
+        }
+    }
+
+    impl Shr<u32> for U64x4 {
+        type Output = Self;
+        #[inline(always)]
+        fn shr(self, k: u32) -> Self {
+            // SAFETY: see the type: the CPU has AVX2.
+            U64x4(unsafe { _mm256_srl_epi64(self.0, _mm_cvtsi32_si128(k as i32)) })
+        }
+    }
+
+    impl Lanes for U64x4 {
+        const WIDTH: usize = 4;
+        #[inline(always)]
+        fn splat(x: u64) -> Self {
+            // SAFETY: see the type: the CPU has AVX2.
+            U64x4(unsafe { _mm256_set1_epi64x(x as i64) })
+        }
+        #[inline(always)]
+        fn load(lanes: &[u64]) -> Self {
+            let lanes: [u64; 4] = core::array::from_fn(|i| lanes.get(i).copied().unwrap_or(0));
+            // SAFETY: see the type: the CPU has AVX2; the read is of the
+            // 32 bytes of `lanes`, unaligned loads allowed.
+            U64x4(unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) })
+        }
+        #[inline(always)]
+        fn store(self, lanes: &mut [u64]) {
+            let mut words = [0u64; 4];
+            // SAFETY: see the type: the CPU has AVX2; the write is of the
+            // 32 bytes of `words`, unaligned stores allowed.
+            unsafe { _mm256_storeu_si256(words.as_mut_ptr().cast(), self.0) };
+            for (lane, word) in lanes.iter_mut().zip(words) {
+                *lane = word;
+            }
+        }
+    }
+}
 
 /// One xoshiro256++ step in every lane of `s`.
 #[inline(always)]
@@ -80,6 +173,24 @@ fn step<V: Lanes>(s: &mut [V; 4]) -> V {
 #[inline(always)]
 fn rotate_left<V: Lanes>(x: V, k: u32) -> V {
     (x << k) | (x >> (64 - k))
+}
+
+/// Where a batch's words come from: the generators, or a test's script.
+/// (A trait, not a closure: the call must inline into the dispatched
+/// kernel, and a function passed as a closure was measured not to.)
+trait Draw<V> {
+    /// The next word of every generator of a chunk whose state is `s`.
+    fn draw(&mut self, s: &mut [V; 4]) -> V;
+}
+
+/// The generators themselves.
+struct Xoshiro;
+
+impl<V: Lanes> Draw<V> for Xoshiro {
+    #[inline(always)]
+    fn draw(&mut self, s: &mut [V; 4]) -> V {
+        step(s)
+    }
 }
 
 /// What a threshold asks of every batch, worked out once per call.
@@ -117,11 +228,11 @@ impl Plan {
     }
 }
 
-/// Eight xoshiro256++ states in chunks of lanes: `s[c][i]` is state word `i`
-/// of the generators of chunk `c`.
+/// Eight xoshiro256++ states: `s[i][j]` is state word `i` of lane `j`.
+/// Each batch loads them into lanes of the widest type the CPU runs.
 #[derive(Clone, Copy)]
 struct Generators {
-    s: [[Chunk; 4]; CHUNKS],
+    s: [[u64; LANES]; 4],
 }
 
 impl Generators {
@@ -131,65 +242,74 @@ impl Generators {
         let first = block.wrapping_mul(LANES as u64);
         // Word i of every lane's state, lane by lane (plain loops: they
         // inline where closures did not).
-        let mut words = [[0; LANES]; 4];
+        let mut s = [[0; LANES]; 4];
         for j in 0..LANES {
             let lane = state(keys, first.wrapping_add(j as u64));
-            for (word, x) in words.iter_mut().zip(lane) {
+            for (word, x) in s.iter_mut().zip(lane) {
                 word[j] = x;
-            }
-        }
-        let mut s = [[Chunk::ZERO; 4]; CHUNKS];
-        for (c, chunk) in s.iter_mut().enumerate() {
-            for (word, lanes) in chunk.iter_mut().zip(&words) {
-                *word = Chunk::load(&lanes[c * Chunk::WIDTH..]);
             }
         }
         Generators { s }
     }
 
+    /// The states of lanes `c * V::WIDTH ..` in lanes of `V`.
+    #[inline(always)]
+    fn chunk<V: Lanes>(&self, c: usize) -> [V; 4] {
+        core::array::from_fn(|i| V::load(&self.s[i][c * V::WIDTH..]))
+    }
+
+    #[inline(always)]
+    fn set_chunk<V: Lanes>(&mut self, c: usize, chunk: [V; 4]) {
+        for (lanes, word) in self.s.iter_mut().zip(chunk) {
+            word.store(&mut lanes[c * V::WIDTH..]);
+        }
+    }
+
     /// Steps every generator `n` times, drawing words nobody reads.
     #[inline(always)]
-    fn skip(&mut self, n: usize) {
-        for s in &mut self.s {
-            let mut local = *s;
+    fn skip<V: Lanes>(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        for c in 0..LANES / V::WIDTH {
+            let mut local = self.chunk::<V>(c);
             for _ in 0..n {
                 step(&mut local);
             }
-            *s = local;
+            self.set_chunk(c, local);
         }
     }
 
     /// Decides the next batch: its 8 keep words to `out`, lane `j` the
-    /// word of generator `j`. `draw` steps a chunk's generators (the tests
+    /// word of generator `j`. `source` steps a chunk's generators (the tests
     /// script it), `tail(i)` is the tail word of the batch's position `i`.
     /// The words are written once each, by scalar stores, and
     /// never read back here: a vector load of words just written one by one
     /// stalls (store forwarding fails), measured a fifth of a batch's time.
     #[inline(always)]
-    fn batch(
+    fn batch<V: Lanes>(
         &mut self,
         plan: &Plan,
         cpu: Cpu,
-        mut draw: impl FnMut(&mut [Chunk; 4]) -> Chunk,
+        mut source: impl Draw<V>,
         tail: impl Fn(usize) -> u64,
         out: &mut [u64; LANES],
     ) {
         let (mut kept, mut tied, mut pool) = ([0; LANES], [0; LANES], [0; LANES]);
-        let width = Chunk::WIDTH;
-        // Stage one: `first_steps` bits of every position, in lockstep. Each
-        // chunk's state is copied in and out so that it stays in registers.
-        for (c, s) in self.s.iter_mut().enumerate() {
-            let (mut undecided, mut k) = (Chunk::splat(!0), Chunk::splat(0));
-            let mut local = *s;
+        // Stage one: `first_steps` bits of every position, in lockstep, a
+        // chunk of lanes at a time (its state in registers).
+        for c in 0..LANES / V::WIDTH {
+            let (mut undecided, mut k) = (V::splat(!0), V::splat(0));
+            let mut local = self.chunk::<V>(c);
             for &d in &plan.first[..plan.first_steps] {
-                decide::step(&mut undecided, &mut k, draw(&mut local), Chunk::splat(d));
+                decide::step(&mut undecided, &mut k, source.draw(&mut local), V::splat(d));
             }
-            k.store(&mut kept[c * width..]);
-            undecided.store(&mut tied[c * width..]);
+            k.store(&mut kept[c * V::WIDTH..]);
+            undecided.store(&mut tied[c * V::WIDTH..]);
             if plan.pooled {
-                draw(&mut local).store(&mut pool[c * width..]);
+                source.draw(&mut local).store(&mut pool[c * V::WIDTH..]);
             }
-            *s = local;
+            self.set_chunk(c, local);
         }
         if !plan.pooled {
             // D has no more bits: positions still equal are kept.
@@ -280,7 +400,7 @@ impl KeyedWords {
             plan: Plan::new(threshold),
             position: offset,
             generators: Generators {
-                s: [[Chunk::splat(0); 4]; CHUNKS],
+                s: [[0; LANES]; 4],
             },
             next: None,
             decided: None,
@@ -311,14 +431,23 @@ impl KeyedWords {
                 within
             }
         };
-        // The steps per batch depend on p only, so skipping is stepping.
-        self.generators.skip(skipped as usize * self.plan.steps());
         let (tail_key, first) = (self.tail_key, batch.wrapping_mul(64 * LANES as u64));
         let tail = |i: usize| {
             let q = first.wrapping_add(i as u64);
             mix(tail_key.wrapping_add(q.wrapping_add(1).wrapping_mul(GAMMA)))
         };
-        self.generators.batch(&self.plan, cpu, step, tail, out);
+        // The steps per batch depend on p only, so skipping is stepping.
+        let skip = skipped as usize * self.plan.steps();
+        let (generators, plan) = (&mut self.generators, &self.plan);
+        #[cfg(all(target_arch = "x86_64", not(target_feature = "avx512f")))]
+        if cpu.avx2() {
+            generators.skip::<avx2::U64x4>(skip);
+            generators.batch::<avx2::U64x4>(plan, cpu, Xoshiro, tail, out);
+            self.next = Some((block, within + 1));
+            return;
+        }
+        generators.skip::<Chunk>(skip);
+        generators.batch::<Chunk>(plan, cpu, Xoshiro, tail, out);
         self.next = Some((block, within + 1));
     }
 
@@ -394,7 +523,7 @@ mod tests {
 
     /// The words that spell `us` for threshold `d`: per chunk of lanes, in
     /// the order `batch` draws them, and each position's tail word.
-    fn spell(d: u64, us: &[u64; 512]) -> (Vec<Vec<[u64; LANES]>>, [u64; 512]) {
+    fn spell(d: u64, us: &[u64; 512], width: usize) -> (Vec<Vec<[u64; LANES]>>, [u64; 512]) {
         let compared = compared_bits(d);
         let first = compared.min(FIRST_BITS);
         let bit = |u: u64, t: u32| u >> (63 - t) & 1;
@@ -424,8 +553,7 @@ mod tests {
             steps.push(pool);
         }
         // `batch` draws chunk by chunk: every step of chunk 0, then chunk 1.
-        let width = Chunk::WIDTH;
-        let script = (0..CHUNKS)
+        let script = (0..LANES / width)
             .map(|c| {
                 steps
                     .iter()
@@ -438,28 +566,34 @@ mod tests {
         (script, tails)
     }
 
-    fn decide(d: u64, us: &[u64; 512], cpu: Cpu) -> ([u64; LANES], usize) {
-        let (script, tails) = spell(d, us);
+    /// Words in the order `batch` draws them.
+    struct Script {
+        words: Vec<[u64; LANES]>,
+        drawn: usize,
+    }
+
+    impl<V: Lanes> Draw<V> for &mut Script {
+        fn draw(&mut self, _: &mut [V; 4]) -> V {
+            let words = self.words.get(self.drawn).expect("drew more words than D needs");
+            self.drawn += 1;
+            V::load(words)
+        }
+    }
+
+    fn decide<V: Lanes>(d: u64, us: &[u64; 512], cpu: Cpu) -> ([u64; LANES], usize) {
+        let (script, tails) = spell(d, us, V::WIDTH);
         let mut generators = Generators {
-            s: [[Chunk::splat(0); 4]; CHUNKS],
+            s: [[0; LANES]; 4],
         };
         let plan = Plan::new(Threshold(d));
-        let mut drawn = 0;
         let mut out = [0; LANES];
-        let mut next = script
-            .iter()
-            .flat_map(|chunk: &Vec<[u64; LANES]>| chunk.iter());
-        generators.batch(
-            &plan,
-            cpu,
-            |_| {
-                drawn += 1;
-                Chunk::load(next.next().expect("drew more words than D needs"))
-            },
-            |i| tails[i],
-            &mut out,
-        );
-        assert_eq!(drawn, CHUNKS * plan.steps());
+        let mut script = Script {
+            words: script.into_iter().flatten().collect(),
+            drawn: 0,
+        };
+        generators.batch::<V>(&plan, cpu, &mut script, |i| tails[i], &mut out);
+        let drawn = script.drawn;
+        assert_eq!(drawn, LANES / V::WIDTH * plan.steps());
         (out, drawn)
     }
 
@@ -505,7 +639,14 @@ mod tests {
                     (0..64).fold(0, |w, i| w | u64::from(us[64 * j + i] >= d) << i)
                 });
                 for cpu in [Cpu::PORTABLE, Cpu::BUILD] {
-                    assert_eq!(decide(d, &us, cpu).0, expected, "D {d:#x} trial {trial}");
+                    let words = decide::<Chunk>(d, &us, cpu).0;
+                    assert_eq!(words, expected, "D {d:#x} trial {trial}");
+                }
+                #[cfg(all(target_arch = "x86_64", not(target_feature = "avx512f")))]
+                if std::is_x86_feature_detected!("avx2") {
+                    // The AVX2 lanes, which a CPU without AVX2 cannot run.
+                    let words = decide::<avx2::U64x4>(d, &us, Cpu::BUILD).0;
+                    assert_eq!(words, expected, "D {d:#x} trial {trial}, AVX2");
                 }
             }
         }
