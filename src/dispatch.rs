@@ -23,7 +23,7 @@ pub(crate) trait Kernel {
 
 /// What the kernel may use beyond the build's target: a constant in each
 /// dispatched copy of the kernel, so its tests fold away.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cpu {
     /// The CPU has AVX2 and BMI2. Private: only `run` and `BUILD` set it.
     avx2: bool,
@@ -44,7 +44,12 @@ impl Cpu {
         bmi2: false,
     };
 
-    /// The CPU has AVX2: code that may run only there is allowed.
+    /// The CPU has AVX2: code that may run only there is allowed. (Only
+    /// x86-64 builds below AVX-512 have such code.)
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", not(target_feature = "avx512f"))),
+        allow(dead_code)
+    )]
     #[inline(always)]
     pub(crate) fn avx2(self) -> bool {
         self.avx2

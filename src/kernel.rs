@@ -125,7 +125,8 @@ impl<O: Operands, D: UnitWords> Kernel for Broadcast<'_, O, D> {
         // axis needs 2 KiB.
         if self.units.shared > 1 {
             self.tiles::<{ TILE / 64 }>(cpu);
-        } else if self.units.run == 1 {
+        } else if self.units.shared == 1 && self.units.run == 1 {
+            // Unit u is element u.
             self.elements(cpu);
         } else {
             self.tiles::<CHUNK_WORDS>(cpu);

@@ -8,7 +8,7 @@ use crate::stream::{GAMMA, mix};
 /// many passes, never reuses a mask by accident.
 ///
 /// The exact construction ("key derivation v1", frozen by golden vectors;
-/// `mix` is SplitMix64's output function, documented with mask stream v1 in
+/// `mix` is SplitMix64's output function, documented with mask stream v2 in
 /// the crate docs, `GAMMA = 0x9E3779B97F4A7C15`, wrapping arithmetic):
 ///
 /// ```text

@@ -90,8 +90,10 @@
 //! element whose bit differs from `D`'s is decided (kept if its bit is 1);
 //! the comparison stops when every element is decided or after the lowest
 //! set bit of `D`, and elements still undecided then are kept (`u >= D`).
-//! About 7 words decide 64 elements at any `p`, one at `p = 0.5`; the keyed
-//! stream, which decides 512 at once, draws about 10 per 64 far from
+//! A caller RNG is consumed so: about 7 words decide 64 elements at any
+//! `p`, one at `p = 0.5`. The keyed stream decides 512 at once and draws
+//! a fixed number of words per batch that depends on `p` only ([mask
+//! stream v2](#mask-stream-v2)): 5 per 64 elements at most, 1 at
 //! `p = 0.5` (see `examples/words_per_group.rs`).
 //!
 //! # Structured dropout
@@ -141,7 +143,7 @@
 //! ## Normal stream v1
 //!
 //! Frozen by golden test vectors; `mix`, `GAMMA` and [`derive_seed`] as
-//! documented for mask stream v1 and key derivation v1, all arithmetic on
+//! documented for mask stream v2 and key derivation v1, all arithmetic on
 //! `u64` wrapping, `log`, `sin` and `cos` the `f64` functions of the `libm`
 //! crate 0.2 (software implementations: the same bits on every target),
 //! `sqrt` the correctly rounded square root of IEEE 754:
@@ -275,45 +277,79 @@
 //!   regenerates the mask instead of storing it; and the result is the same
 //!   on every target and SIMD width.
 //!
-//! ## Mask stream v1
+//! ## Mask stream v2
 //!
 //! This is the exact construction, frozen by golden test vectors: changing
-//! it is a breaking change. `mix` is SplitMix64's output function:
+//! it is a breaking change. (bitdrop 0.1 had "mask stream v1"; see
+//! `CHANGELOG.md`.) `mix` is SplitMix64's output function, and all
+//! arithmetic on `u64` wraps:
 //!
 //! ```text
 //! mix(z): z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
 //!         z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-//!         return z ^ (z >> 31)                     (wrapping u64 arithmetic)
+//!         return z ^ (z >> 31)
 //! GAMMA = 0x9E3779B97F4A7C15
 //! ```
 //!
 //! 1. **Keys.** `key[i] = mix(seed + (i + 1) * GAMMA)` for `i = 0..4`: the
-//!    first four outputs of `SplitMix64` seeded with `seed`.
+//!    first four outputs of `SplitMix64` seeded with `seed`; and the tail
+//!    key `T = derive_seed(seed, [0x6D61736B7461696C])` ([`derive_seed`];
+//!    the path is "masktail" in ASCII).
 //! 2. **Blocks and lanes.** Positions are cut into blocks of 4096 (64 mask
 //!    words). Position `q` lies in block `B = q / 4096`, word
 //!    `w = (q / 64) % 64` of it, bit `q % 64` of that word. Word `w` belongs to
-//!    batch `w / 8` and lane `w % 8`.
+//!    batch `w / 8` and lane `w % 8`; within its batch, position `q` has
+//!    index `q % 512`.
 //! 3. **Generators.** Each block has 8 xoshiro256++ generators, one per
 //!    lane. Lane `j` of block `B` is stream `n = 8 B + j`, and its state is
 //!    `s[i] = mix(key[i] + (n + 1) * GAMMA)` for `i = 0..4`: output `n + 1`
 //!    of `SplitMix64` seeded with `key[i]`. (In `rand_xoshiro` terms:
 //!    `Xoshiro256PlusPlus::from_seed` of those four words, little-endian.)
-//! 4. **Batches.** The batches of a block are decided in order 0 to 7. A
-//!    batch compares its 8 groups of 64 positions in lockstep, by the
-//!    bit-sliced rule above: each step draws one `next_u64` from every
-//!    generator, lane `j`'s word serving lane `j`'s group; the batch stops
-//!    when all 512 positions are decided or after the lowest set bit of `D`.
-//!    The generators carry on into the next batch.
+//!    The batches of a block are decided in order 0 to 7, the generators
+//!    carrying on from one batch to the next.
+//! 4. **Draws.** Let `b` be the number of bits of `D` the comparison
+//!    reads, `64 - trailing_zeros(D)` (0 when `D == 0`). Each batch draws,
+//!    from every generator in turn, `f = min(4, b)` words `W[0..f]` (the
+//!    first stage), then one more, `P`, if `b > 4` (the pool). Generator
+//!    `j`'s words are `W[t][j]` and `P[j]`. So a batch draws `8 (f + [b > 4])`
+//!    words: a number that depends on `p` only, 5 per 64 positions at
+//!    `p = 0.1` or `0.9`, 1 at `p = 0.5`.
+//! 5. **Numbers.** Position `q` of lane `j`, bit `k = q % 64`, has the
+//!    64-bit number `u` whose bits, from the most significant, are:
+//!    - bits `63 .. 64 - f`: bit `k` of `W[0][j]`, `W[1][j]`, ... (bit
+//!      `63 - t` of `u` is bit `k` of `W[t][j]`);
+//!    - if `b > 4` and these 4 bits equal `D`'s (the position is *tied*),
+//!      and the position is among the first 64 tied positions of its batch
+//!      in index order, with rank `r` (0 for the first): the next 8 bits,
+//!      bit `59 - c` of `u` being bit `r` of `P[c]` for `c = 0..8`;
+//!    - if the position is tied and its bits so far equal `D`'s and `D`
+//!      has bits below them: the rest, from the tail word
+//!      `tail(q) = mix(T + (q + 1) * GAMMA)` read from its most
+//!      significant bit on (`u |= tail(q) >> used`, `used` = 12 with pool
+//!      bits, 4 without);
+//!    - any other bit is 0 (it cannot change the comparison).
 //!
-//! So position `q` is kept iff bit `q % 64` of lane `(q / 64) % 8`'s word in
-//! batch `(q / 512) % 8` of block `q / 4096` is set. A call that starts
-//! inside a block replays that block's earlier batches: the decisions of a
-//! position never depend on where a call starts. The implementation steps
-//! the 8 generators in `wide` lanes, as many at once as the registers hold
-//! (all 8 with AVX-512, 4 otherwise); a lane whose positions are decided
-//! is unaffected by further words, so each group of lanes may run until its
-//! own positions are decided and then be stepped on to the batch's count:
-//! always the same 8 streams, whatever the width.
+//!    Position `q` is kept iff `u >= D`.
+//!
+//! Each position's `u` is uniform and independent of the others': the
+//! first-stage bits are its own; which pool bit a tied position reads
+//! depends on the other positions' first-stage bits, but the pool is drawn
+//! independently of those, and distinct tied positions read distinct bits;
+//! the tail word is a function of the position alone. So `P(drop) = D / 2^64`
+//! exactly, as the crate's tests check with scripted words as well as
+//! statistically. About one position in 4096 reads a tail word
+//! (`2^-12` per position at `b > 12`). The decisions of a position never
+//! depend on where a call starts: a call that starts inside a block steps
+//! the generators over the block's earlier batches (a fixed number of
+//! steps each).
+//!
+//! The implementation steps the generators in SIMD lanes (4 or 8 at once),
+//! decides the first stage bit-sliced, and moves the pool's decisions
+//! back to the tied positions with one bit deposit per lane (x86 `PDEP`
+//! where the CPU has BMI2, a loop over set bits elsewhere). Nothing in it
+//! branches on random data but the tail, taken by about one batch in 8.
+//! At `p = 0.5` (and wherever `b <= 4`) it decides exactly as mask stream v1
+//! did.
 //!
 //! Different seeds give independent masks, consecutive seeds included (the
 //! tests check it): every state word goes through `mix`, and the states of
@@ -327,8 +363,12 @@
 //! The fast path uses `wide`'s `f32x8`, `u32x8` and `u64x4` or `u64x8`,
 //! whose instructions are chosen at compile time: an x86-64 build without
 //! flags gets SSE2. With the `std` feature, x86-64 builds check the CPU once
-//! and run the kernel compiled with AVX2 enabled where it is available
-//! (the same code in VEX encoding, about 15% faster). Build with
+//! and run the kernel compiled with AVX2, BMI2 and POPCNT enabled where
+//! they are available (the same code in VEX encoding, about 15% faster);
+//! there the keyed stream's generators run in AVX2 registers (`core::arch`
+//! intrinsics: `wide`'s `u64x4` of a default build is two SSE2 registers,
+//! and mask generation ran 1.8 times slower in them) and its second stage
+//! uses `PDEP`. Build with
 //! `RUSTFLAGS="-C target-cpu=native"` (or `-C target-feature=+avx2`,
 //! `+avx512f`; `+simd128` on wasm32) for the full width. The results are
 //! bit-identical on every target and width (NaN payloads aside, see

@@ -7,7 +7,7 @@ use crate::keyed::KeyedWords;
 use crate::mask::low_bits;
 use rand_core::Rng;
 
-/// A position in the keyed mask stream ("mask stream v1", see the crate
+/// A position in the keyed mask stream ("mask stream v2", see the crate
 /// docs): the element at index `i` of a call is decided by stream position
 /// `offset + i` of stream `seed`, and by nothing else.
 ///
