@@ -158,7 +158,8 @@ impl<O: Operands, D: UnitWords> Broadcast<'_, O, D> {
         }
     }
 
-    /// Decides tiles of `64 * WORDS` units and applies each.
+    /// Decides tiles of `64 * WORDS` units and applies each (any shape
+    /// but one unit per element, which `elements` runs).
     #[inline(always)]
     fn tiles<const WORDS: usize>(&mut self, cpu: Cpu) {
         let Units {
@@ -177,12 +178,6 @@ impl<O: Operands, D: UnitWords> Broadcast<'_, O, D> {
                 let slot = &mut words[done / 64..done / 64 + CHUNK_WORDS];
                 self.decisions.fill(first + done, m, slot, cpu);
                 done += m;
-            }
-            if shared == 1 && run == 1 {
-                // Element-wise: unit u is element u.
-                self.ops.apply(first, n, &words);
-                first += n;
-                continue;
             }
             // The tile's units in runs that share an outer index, each run
             // applied at every index of the shared axis.

@@ -297,8 +297,8 @@ impl Generators {
     /// Decides the next batch: its 8 keep words to `out`, lane `j` the
     /// word of generator `j`. `source` steps a chunk's generators (the tests
     /// script it), `tail(i)` is the tail word of the batch's position `i`.
-    /// The words are written once each, by scalar stores, and
-    /// never read back here: a vector load of words just written one by one
+    /// The words are written once each, by scalar stores (the rare tail
+    /// updates single bits): a vector load of words just written one by one
     /// stalls (store forwarding fails), measured a fifth of a batch's time.
     #[inline(always)]
     fn batch<V: Lanes>(
