@@ -23,6 +23,13 @@ use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+// The floor and the median; criterion times the samples here, not the
+// harness's rounds.
+#[path = "interleave.rs"]
+#[allow(dead_code)]
+mod interleave;
+use interleave::{floor, median};
+
 const PROBABILITIES: [f32; 3] = [0.1, 0.5, 0.9];
 
 fn quick() -> bool {
@@ -45,12 +52,6 @@ fn handwritten(xs: &mut [f32], p: f32, s: f32, rng: &mut SmallRng) {
     }
 }
 
-fn floor(buf: &mut [f32], s: f32) {
-    for x in black_box(buf).iter_mut() {
-        *x *= s;
-    }
-}
-
 /// One printed row: a contender's medians over its samples.
 struct Row {
     n: usize,
@@ -58,11 +59,6 @@ struct Row {
     name: &'static str,
     /// Seconds per call of (floor, contender), one pair per sample.
     pairs: Vec<(f64, f64)>,
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 fn main() {

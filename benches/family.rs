@@ -13,13 +13,7 @@ use std::hint::black_box;
 
 #[path = "interleave.rs"]
 mod interleave;
-use interleave::{Run, report};
-
-fn floor(buf: &mut [f32], s: f32) {
-    for x in black_box(buf).iter_mut() {
-        *x *= s;
-    }
-}
+use interleave::{Run, floor, report};
 
 fn main() {
     let quick = std::env::var("BITDROP_BENCH").is_ok_and(|v| v == "quick");

@@ -3,9 +3,25 @@
 //! the table reports medians over the rounds and the ratio of each median
 //! throughput to the first contender's (the floor's) over the same buffer.
 
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 pub type Run<'a> = Box<dyn FnMut() + 'a>;
+
+/// The floor of the `f32` benchmarks: `x *= s` over the buffer. (Not
+/// every benchmark that includes this file has an `f32` floor.)
+#[allow(dead_code)]
+pub fn floor(buf: &mut [f32], s: f32) {
+    for x in black_box(buf).iter_mut() {
+        *x *= s;
+    }
+}
+
+/// The median of `xs` (the upper one of an even count).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
 
 /// Median seconds per call of each contender, measured interleaved.
 pub fn interleaved(contenders: &mut [(&str, Run<'_>)], rounds: usize) -> Vec<f64> {
@@ -31,13 +47,7 @@ pub fn interleaved(contenders: &mut [(&str, Run<'_>)], rounds: usize) -> Vec<f64
             samples[i].push(start.elapsed().as_secs_f64() / reps[i] as f64);
         }
     }
-    samples
-        .into_iter()
-        .map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
-        })
-        .collect()
+    samples.into_iter().map(median).collect()
 }
 
 pub fn report(case: &str, n: usize, contenders: &mut [(&str, Run<'_>)], rounds: usize) {

@@ -16,13 +16,7 @@ use std::hint::black_box;
 
 #[path = "interleave.rs"]
 mod interleave;
-use interleave::{Run, report};
-
-fn floor(buf: &mut [f32], s: f32) {
-    for x in black_box(buf).iter_mut() {
-        *x *= s;
-    }
-}
+use interleave::{Run, floor, report};
 
 /// As `interleave::report`, with three decimals: the Gaussian rows run at
 /// hundredths of a G element per second.
