@@ -93,6 +93,21 @@ pub(crate) fn run(kernel: impl Kernel) {
     kernel.run(Cpu::BUILD);
 }
 
+/// Runs `kernel` with the instructions of `cpu` (which `run` or
+/// [`Cpu::BUILD`] made): for code compiled once, in a function of its own
+/// that the kernels call, rather than inlined into each of them.
+#[inline(always)]
+pub(crate) fn run_on(cpu: Cpu, kernel: impl Kernel) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if cpu.avx2 && cpu.bmi2 && cpu != Cpu::BUILD {
+        // SAFETY: only `run` sets both beyond `BUILD`, after detecting
+        // AVX2, BMI2 and POPCNT at run time.
+        unsafe { avx2(kernel) };
+        return;
+    }
+    kernel.run(cpu);
+}
+
 /// `kernel` compiled with AVX2, BMI2 and POPCNT enabled.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,bmi2,popcnt")]

@@ -7,7 +7,7 @@
 //! two equal.
 
 use crate::decide::{self, Threshold};
-use crate::dispatch::Cpu;
+use crate::dispatch::{self, Cpu, Kernel};
 use crate::mask::low_bits;
 use crate::stream::{
     BLOCK_WORDS, FIRST_BITS, GAMMA, LANES, POOL_BITS, POOLED, compared_bits, keys, mix, state,
@@ -469,8 +469,24 @@ impl KeyedWords {
 
     /// Fills `out` with the keep words of the call's next `len` elements;
     /// `out.len()` is `len.div_ceil(64)`, and bits past `len` are cleared.
-    #[inline(always)]
+    ///
+    /// Compiled once per instruction set, here, and called once per chunk
+    /// of elements: inlined into every generic kernel, it was built again
+    /// for every operation and element type, twice on x86-64.
+    #[inline(never)]
     pub(crate) fn fill(&mut self, out: &mut [u64], len: usize, cpu: Cpu) {
+        dispatch::run_on(
+            cpu,
+            Fill {
+                words: self,
+                out,
+                len,
+            },
+        );
+    }
+
+    #[inline(always)]
+    fn fill_inlined(&mut self, out: &mut [u64], len: usize, cpu: Cpu) {
         let shift = (self.position % 64) as u32;
         let first = self.position / 64;
         if shift == 0 {
@@ -512,6 +528,20 @@ impl KeyedWords {
         }
         // Wraps only after the call's last element, at position 2^64.
         self.position = self.position.wrapping_add(len as u64);
+    }
+}
+
+/// [`KeyedWords::fill`] as a kernel of its own.
+struct Fill<'a> {
+    words: &'a mut KeyedWords,
+    out: &'a mut [u64],
+    len: usize,
+}
+
+impl Kernel for Fill<'_> {
+    #[inline(always)]
+    fn run(self, cpu: Cpu) {
+        self.words.fill_inlined(self.out, self.len, cpu);
     }
 }
 
