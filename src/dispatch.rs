@@ -22,9 +22,8 @@ pub(crate) trait Kernel {
     fn run(self, cpu: Cpu);
 }
 
-/// What the kernel may use beyond the build's target: a constant in each
-/// dispatched copy of the kernel, so its tests fold away. Private fields:
-/// only `run` and `BUILD` set them.
+/// What the kernel may use beyond the build's target. Private fields: only
+/// `run` and `BUILD` set them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cpu {
     /// The CPU has AVX2 (and, where `run` set it beyond `BUILD`, BMI2 and
@@ -91,13 +90,9 @@ pub(crate) fn run(kernel: impl Kernel) {
         && std::is_x86_feature_detected!("bmi2")
         && std::is_x86_feature_detected!("popcnt")
     {
-        let cpu = Cpu {
-            avx2: true,
-            pdep: !pdep_is_microcoded(),
-        };
         // SAFETY: `avx2` requires only that the CPU supports AVX2, BMI2
         // and POPCNT, which were detected at run time just above.
-        unsafe { avx2(kernel, cpu) };
+        unsafe { avx2(kernel, !pdep_is_microcoded()) };
         return;
     }
     kernel.run(Cpu::BUILD);
@@ -112,17 +107,24 @@ pub(crate) fn run_on(cpu: Cpu, kernel: impl Kernel) {
     if cpu.avx2 && !Cpu::BUILD.avx2 {
         // SAFETY: only `run` sets `avx2` beyond `BUILD`, after detecting
         // AVX2, BMI2 and POPCNT at run time.
-        unsafe { avx2(kernel, cpu) };
+        unsafe { avx2(kernel, cpu.pdep) };
         return;
     }
-    kernel.run(cpu);
+    // Here `cpu.avx2` is the build's: a constant.
+    kernel.run(Cpu {
+        avx2: Cpu::BUILD.avx2,
+        pdep: cpu.pdep,
+    });
 }
 
-/// `kernel` compiled with AVX2, BMI2 and POPCNT enabled.
+/// `kernel` compiled with AVX2, BMI2 and POPCNT enabled, and `PDEP` used
+/// if `pdep`. (`avx2` is a constant there, so the kernel's tests of it
+/// fold away; `pdep` stays a flag, tested once per bit deposit, so that
+/// the kernel is not compiled twice for CPUs of a rare kind.)
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,bmi2,popcnt")]
-fn avx2(kernel: impl Kernel, cpu: Cpu) {
-    kernel.run(cpu);
+fn avx2(kernel: impl Kernel, pdep: bool) {
+    kernel.run(Cpu { avx2: true, pdep });
 }
 
 /// Whether this CPU runs `PDEP` in microcode: AMD's before Zen 3 (family
