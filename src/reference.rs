@@ -464,7 +464,10 @@ fn decide_unit(ops: &mut impl Operands, units: &Units, u: usize, kept: bool) {
 /// ```
 pub fn keyed_words_drawn(dropout: &Dropout, mode: Mode, seed: u64, block: u64) -> u64 {
     match Plan::of(dropout, mode) {
-        Plan::Random(threshold) => keyed_block(&keys(seed), tail_key(seed), block, threshold).1,
+        Plan::Random(threshold) => {
+            let every_batch = 0..BLOCK_WORDS as usize / LANES;
+            keyed_block(&keys(seed), tail_key(seed), block, threshold, every_batch).1
+        }
         Plan::Identity | Plan::DropAll => 0,
     }
 }
@@ -531,31 +534,38 @@ fn rng_decisions<R: NextWord>(
     })
 }
 
-/// The keyed stream's decisions from position `offset` on, block by block.
+/// The keyed stream's decisions from position `offset` on, batch by batch
+/// (deciding only the batches a call reaches: a short call under Miri
+/// then costs one batch, not a block).
 fn keyed_decisions(seed: u64, offset: u64, threshold: Threshold) -> impl Iterator<Item = bool> {
     let (keys, tail_key) = (keys(seed), tail_key(seed));
-    let block_len = 64 * BLOCK_WORDS;
-    let mut block = u64::MAX;
+    let (batch_len, per_block) = (64 * LANES as u64, BLOCK_WORDS / LANES as u64);
+    let mut batch = u64::MAX;
     let mut decisions = [[false; 64]; BLOCK_WORDS as usize];
     (offset..=u64::MAX).map(move |position| {
-        if position / block_len != block {
-            block = position / block_len;
-            decisions = keyed_block(&keys, tail_key, block, threshold).0;
+        if position / batch_len != batch {
+            batch = position / batch_len;
+            let within = (batch % per_block) as usize;
+            let block = batch / per_block;
+            decisions = keyed_block(&keys, tail_key, block, threshold, within..within + 1).0;
         }
-        let word = (position % block_len / 64) as usize;
+        let word = (position % (64 * BLOCK_WORDS) / 64) as usize;
         decisions[word][(position % 64) as usize]
     })
 }
 
-/// The decisions of one block of mask stream v2, and the random words
-/// drawn for them (generator words and tail words). Each position's number
-/// `u` is built as the crate docs spell it, bit by bit from the most
-/// significant, and kept iff `u >= D`.
+/// The decisions of the batches `batches` of one block of mask stream v2
+/// (the others' generator words are drawn, stepping the generators, and
+/// not read; their decisions are left false), and the random words drawn
+/// (generator words and the decided batches' tail words). Each position's
+/// number `u` is built as the crate docs spell it, bit by bit from the
+/// most significant, and kept iff `u >= D`.
 fn keyed_block(
     keys: &[u64; 4],
     tail_key: u64,
     block: u64,
     threshold: Threshold,
+    batches: core::ops::Range<usize>,
 ) -> ([[bool; 64]; BLOCK_WORDS as usize], u64) {
     let mut generators: [Xoshiro256PlusPlus; LANES] = core::array::from_fn(|lane| {
         let words = state(keys, block * LANES as u64 + lane as u64);
@@ -588,6 +598,9 @@ fn keyed_block(
         } else {
             [0; LANES]
         };
+        if !batches.contains(&b) {
+            continue;
+        }
         let mut rank = 0;
         for (lane, group) in batch.iter_mut().enumerate() {
             for (j, kept) in group.iter_mut().enumerate() {
