@@ -1,8 +1,10 @@
 //! Alpha dropout, for self-normalizing (SELU) networks: the decisions of
 //! [`Dropout`], an affine element rule that keeps mean 0 and variance 1.
 
+use crate::dispatch::{Cpu, Level};
 use crate::inverted::{Data, Inverted};
 use crate::kernel::{Fast, lanes};
+use crate::lanes::{Lanes, Rule};
 use crate::run::{Decision, Decisions, Operands, run};
 use crate::source::{Keyed, Randomness};
 use crate::{Dropout, Element, Error, Mode, Units};
@@ -387,23 +389,25 @@ impl<E: Element> Operands for Affine<'_, E> {
     }
 
     #[inline(always)]
-    fn apply(&mut self, start: usize, len: usize, words: &[u64]) {
-        let (a, b, dropped) = (self.a, E::load(&[self.b; 8]), E::load(&[self.dropped; 8]));
-        let rule =
-            |x, keep| E::either_lanes(keep, E::plus_lanes(E::scaled_lanes(x, a), b), dropped);
+    fn apply<I: Level>(&mut self, start: usize, len: usize, words: &[u64], cpu: Cpu<I>) {
+        let rule = AffineRule {
+            a: self.a,
+            b: self.b,
+            dropped: self.dropped,
+        };
         let range = start..start + len;
         match &mut self.data {
-            Data::InPlace(xs) => {
-                lanes::<E, 0, true>(&mut xs[range], [], words, |x, [], keep| rule(x, keep))
+            Data::InPlace(xs) => lanes::<E, 0, true, _>(cpu, &mut xs[range], [], words, rule),
+            Data::Copy(xs, out) => {
+                lanes::<E, 1, false, _>(cpu, &mut out[range.clone()], [&xs[range]], words, rule)
             }
-            Data::Copy(xs, out) => lanes::<E, 1, false>(
-                &mut out[range.clone()],
-                [&xs[range]],
-                words,
-                |_, [x], keep| rule(x, keep),
-            ),
             Data::MaskOnly(_) => {}
         }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, start: usize, len: usize) {
+        self.data.prefetch(start, len);
     }
 
     fn pass(&mut self) {
@@ -417,5 +421,39 @@ impl<E: Element> Operands for Affine<'_, E> {
             Decision::Keep => x.scaled(a).plus(b),
             Decision::Drop => dropped,
         });
+    }
+}
+
+/// The lane rule: kept `x * a + b`, dropped a constant; in place (`x` the
+/// element written) or from one input.
+#[derive(Clone, Copy)]
+struct AffineRule<E> {
+    a: f32,
+    b: E,
+    dropped: E,
+}
+
+impl<E: Element> AffineRule<E> {
+    #[inline(always)]
+    fn of<L: Lanes<E>>(self, x: L, keep: L::Keep) -> L {
+        L::either(
+            keep,
+            x.scaled(self.a).plus(L::splat(self.b)),
+            L::splat(self.dropped),
+        )
+    }
+}
+
+impl<E: Element> Rule<E, 0> for AffineRule<E> {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, x: L, _: [L; 0], keep: L::Keep) -> L {
+        self.of(x, keep)
+    }
+}
+
+impl<E: Element> Rule<E, 1> for AffineRule<E> {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, _: L, [x]: [L; 1], keep: L::Keep) -> L {
+        self.of(x, keep)
     }
 }

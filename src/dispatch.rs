@@ -2,64 +2,112 @@
 //!
 //! `wide` fixes its instructions when it is compiled, so a default x86-64
 //! build runs SSE2. With the `std` feature, an x86-64 build checks the CPU
-//! (std caches the answer; a build that already targets AVX2 knows it at
-//! compile time) and, where AVX2, BMI2 and POPCNT are present (every AVX2
-//! CPU has the other two), runs the kernel compiled inside a
-//! `#[target_feature]` function: the same `wide` code, in VEX-encoded
-//! instructions, measured about 15% faster on a default build (see
-//! `benches/README.md`), bit counts in one instruction, and bit deposit
-//! (`PDEP`) in one instruction for mask stream v2's second stage, unless
-//! the CPU runs it in microcode (AMD before Zen 3). The results are the
-//! same bits either way. Under Miri the check reports the features given
-//! with `-C`, so `-C target-feature=+avx2,+bmi2,+popcnt` runs this path
-//! there too.
+//! (std caches the answer; a build that already targets a level knows it
+//! at compile time) and runs the kernel compiled inside a
+//! `#[target_feature]` function: with AVX-512F where the CPU has it, else
+//! with AVX2, BMI2 and POPCNT (every AVX2 CPU has the other two). There the
+//! `f32` element rules and the keyed stream's generators run in 512-bit or
+//! 256-bit registers (`lanes.rs`, `keyed.rs`), the rest is the same `wide`
+//! code in VEX or EVEX encoding, bit counts take one instruction, and bit
+//! deposit (`PDEP`) one for mask stream v2's second stage, unless the CPU
+//! runs it in microcode (AMD before Zen 3). The results are the same bits
+//! either way. Under Miri the check reports the features given with `-C`,
+//! so `-C target-feature=+avx2,+bmi2,+popcnt` (or `-C
+//! target-cpu=x86-64-v4`) runs these paths there too.
 #![allow(unsafe_code)]
 
 /// A computation to run with the best instructions available.
 pub(crate) trait Kernel {
     /// Must be `#[inline(always)]`, as must everything it calls, so that
     /// the whole computation is generated inside the dispatched function.
-    fn run(self, cpu: Cpu);
+    fn run<I: Level>(self, cpu: Cpu<I>);
 }
 
-/// What the kernel may use beyond the build's target. Private fields: only
-/// `run` and `BUILD` set them.
+/// An instruction level a kernel is compiled for. Its flags are constants
+/// of the type, and code branches on them with `if I::AVX512` (never on a
+/// run-time value): rustc then generates only the taken branch of each
+/// level's copy. (Tested at run time, every kernel built the lanes of all
+/// three levels into each of the three copies, and the test suite took
+/// three times as long to build.)
+pub trait Level: Copy {
+    /// The CPU has AVX2 (and, beyond [`Build`], BMI2 and POPCNT too).
+    const AVX2: bool;
+    /// The CPU has AVX-512F (and AVX2, BMI2 and POPCNT).
+    const AVX512: bool;
+}
+
+/// What the build's target guarantees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cpu {
-    /// The CPU has AVX2 (and, where `run` set it beyond `BUILD`, BMI2 and
-    /// POPCNT too).
-    avx2: bool,
+pub struct Build;
+
+impl Level for Build {
+    const AVX2: bool = cfg!(all(target_arch = "x86_64", target_feature = "avx2"));
+    const AVX512: bool = cfg!(all(target_arch = "x86_64", target_feature = "avx512f"));
+}
+
+/// AVX2, BMI2 and POPCNT, detected at run time.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Avx2;
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+impl Level for Avx2 {
+    const AVX2: bool = true;
+    const AVX512: bool = false;
+}
+
+/// AVX-512F, AVX2, BMI2 and POPCNT, detected at run time.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Avx512;
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+impl Level for Avx512 {
+    const AVX2: bool = true;
+    const AVX512: bool = true;
+}
+
+/// Nothing beyond the baseline: the portable code everywhere.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Baseline;
+
+#[cfg(test)]
+impl Level for Baseline {
+    const AVX2: bool = false;
+    const AVX512: bool = false;
+}
+
+/// What the kernel may use: the instructions of level `I`, and `PDEP`
+/// where `pdep()`. Private fields: only `run` and the constants below make
+/// values, so a `Cpu<I>` exists only where the CPU has `I`'s instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cpu<I> {
+    level: I,
     /// The CPU has BMI2 and runs `PDEP` in hardware.
     pdep: bool,
 }
 
-impl Cpu {
+impl Cpu<Build> {
     /// What the build's target guarantees. (A build for a Zen 2 CPU, with
     /// BMI2, gets the microcoded `PDEP` only without `std`: with it,
     /// `run` checks the CPU.)
-    pub(crate) const BUILD: Cpu = Cpu {
-        avx2: cfg!(all(target_arch = "x86_64", target_feature = "avx2")),
+    pub(crate) const BUILD: Cpu<Build> = Cpu {
+        level: Build,
         pdep: cfg!(all(target_arch = "x86_64", target_feature = "bmi2")),
     };
+}
 
+#[cfg(test)]
+impl Cpu<Baseline> {
     /// Nothing beyond the baseline: the portable code everywhere.
-    #[cfg(test)]
-    pub(crate) const PORTABLE: Cpu = Cpu {
-        avx2: false,
+    pub(crate) const PORTABLE: Cpu<Baseline> = Cpu {
+        level: Baseline,
         pdep: false,
     };
+}
 
-    /// The CPU has AVX2: code that may run only there is allowed. (Only
-    /// x86-64 builds below AVX-512 have such code.)
-    #[cfg_attr(
-        not(all(target_arch = "x86_64", not(target_feature = "avx512f"))),
-        allow(dead_code)
-    )]
-    #[inline(always)]
-    pub(crate) fn avx2(self) -> bool {
-        self.avx2
-    }
-
+impl<I: Level> Cpu<I> {
     /// The low bits of `src`, in order, moved to the set bits of `mask`,
     /// lowest first (x86 `PDEP`); the other bits clear.
     #[inline(always)]
@@ -82,7 +130,8 @@ impl Cpu {
     }
 }
 
-/// Runs `kernel`, with AVX2, BMI2 and POPCNT enabled where the CPU has them.
+/// Runs `kernel`, with AVX-512F, or else AVX2, BMI2 and POPCNT, enabled
+/// where the CPU has them.
 #[inline]
 pub(crate) fn run(kernel: impl Kernel) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -90,41 +139,83 @@ pub(crate) fn run(kernel: impl Kernel) {
         && std::is_x86_feature_detected!("bmi2")
         && std::is_x86_feature_detected!("popcnt")
     {
-        // SAFETY: `avx2` requires only that the CPU supports AVX2, BMI2
-        // and POPCNT, which were detected at run time just above.
-        unsafe { avx2(kernel, !pdep_is_microcoded()) };
+        let pdep = !pdep_is_microcoded();
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: `avx512` requires only that the CPU supports
+            // AVX-512F, AVX2, BMI2 and POPCNT, detected just above.
+            unsafe {
+                avx512(
+                    kernel,
+                    Cpu {
+                        level: Avx512,
+                        pdep,
+                    },
+                )
+            };
+        } else {
+            // SAFETY: `avx2` requires only that the CPU supports AVX2,
+            // BMI2 and POPCNT, which were detected at run time just above.
+            unsafe { avx2(kernel, Cpu { level: Avx2, pdep }) };
+        }
         return;
     }
     kernel.run(Cpu::BUILD);
 }
 
 /// Runs `kernel` with the instructions of `cpu` (which `run` or
-/// [`Cpu::BUILD`] made): for code compiled once, in a function of its own
-/// that the kernels call, rather than inlined into each of them.
+/// [`Cpu::BUILD`] made): for code compiled once per level, in a function
+/// of its own that the kernels call, rather than inlined into each of
+/// them.
 #[inline(always)]
-pub(crate) fn run_on(cpu: Cpu, kernel: impl Kernel) {
+pub(crate) fn run_on<I: Level>(cpu: Cpu<I>, kernel: impl Kernel) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if cpu.avx2 && !Cpu::BUILD.avx2 {
-        // SAFETY: only `run` sets `avx2` beyond `BUILD`, after detecting
-        // AVX2, BMI2 and POPCNT at run time.
-        unsafe { avx2(kernel, cpu.pdep) };
-        return;
+    {
+        let pdep = cpu.pdep;
+        if I::AVX512 && !Build::AVX512 {
+            // SAFETY: a `Cpu<I>` with `I::AVX512` beyond the build's is
+            // made only by `run`, after detecting AVX-512F, AVX2, BMI2
+            // and POPCNT at run time.
+            unsafe {
+                avx512(
+                    kernel,
+                    Cpu {
+                        level: Avx512,
+                        pdep,
+                    },
+                )
+            };
+            return;
+        }
+        if I::AVX2 && !Build::AVX2 {
+            // SAFETY: a `Cpu<I>` with `I::AVX2` beyond the build's is made
+            // only by `run`, after detecting AVX2, BMI2 and POPCNT.
+            unsafe { avx2(kernel, Cpu { level: Avx2, pdep }) };
+            return;
+        }
     }
-    // Here `cpu.avx2` is the build's: a constant.
+    // Here `I`'s instructions are the build's.
     kernel.run(Cpu {
-        avx2: Cpu::BUILD.avx2,
+        level: Build,
         pdep: cpu.pdep,
     });
 }
 
 /// `kernel` compiled with AVX2, BMI2 and POPCNT enabled, and `PDEP` used
-/// if `pdep`. (`avx2` is a constant there, so the kernel's tests of it
-/// fold away; `pdep` stays a flag, tested once per bit deposit, so that
-/// the kernel is not compiled twice for CPUs of a rare kind.)
+/// if `cpu.pdep`. (The level is a type, so the kernel's tests of it fold
+/// away; `pdep` stays a flag, tested once per bit deposit, so that the
+/// kernel is not compiled twice for CPUs of a rare kind.)
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,bmi2,popcnt")]
-fn avx2(kernel: impl Kernel, pdep: bool) {
-    kernel.run(Cpu { avx2: true, pdep });
+fn avx2(kernel: impl Kernel, cpu: Cpu<Avx2>) {
+    kernel.run(cpu);
+}
+
+/// `kernel` compiled with AVX-512F (and AVX2, BMI2, POPCNT) enabled, as
+/// `avx2` is.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx512f,avx2,bmi2,popcnt")]
+fn avx512(kernel: impl Kernel, cpu: Cpu<Avx512>) {
+    kernel.run(cpu);
 }
 
 /// Whether this CPU runs `PDEP` in microcode: AMD's before Zen 3 (family

@@ -3,7 +3,7 @@
 //! inverted-dropout pass over that mask with the scale `numel / kept`.
 
 use crate::decide::Threshold;
-use crate::dispatch::{self, Cpu, Kernel};
+use crate::dispatch::{self, Cpu, Kernel, Level};
 use crate::inverted::{Data, Inverted};
 use crate::kernel::{CHUNK, CHUNK_WORDS, Fast};
 use crate::mask::{check_words, low_bits, mask_words};
@@ -442,7 +442,7 @@ struct KeptCount<'a> {
 
 impl Kernel for KeptCount<'_> {
     #[inline(always)]
-    fn run(self, _: Cpu) {
+    fn run<I: Level>(self, _: Cpu<I>) {
         let words = self.mask.iter().enumerate();
         *self.kept = words
             .map(|(i, w)| u64::from((w & low_bits(self.len - 64 * i)).count_ones()))
@@ -474,7 +474,7 @@ struct Run {
 
 impl<W: Words> Kernel for Seeds<'_, W> {
     #[inline(always)]
-    fn run(mut self, cpu: Cpu) {
+    fn run<I: Level>(mut self, cpu: Cpu<I>) {
         let mut words = [0u64; CHUNK_WORDS];
         let mut pending: Option<Run> = None;
         let mut first = 0;

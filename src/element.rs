@@ -6,6 +6,8 @@
 //! reference computes) and eight at a time in `wide` lanes (what the fast
 //! path computes). The tests hold the two bit-identical.
 
+use crate::dispatch::{Cpu, Level};
+use crate::lanes::{self, LaneTask};
 use wide::{f32x8, u32x8};
 
 /// An element type of the operations: `f32`, and with the `half` feature
@@ -76,6 +78,14 @@ pub(crate) mod sealed {
         /// `kept` where `keep` is all ones, `dropped` where it is all
         /// zeros, on the bits.
         fn either_lanes(keep: u32x8, kept: Self::Lanes, dropped: Self::Lanes) -> Self::Lanes;
+
+        /// Runs `task` in the widest lanes `cpu` offers this type:
+        /// `wide`'s eight, the lanes of the functions above, in a function
+        /// of their own, unless the type says otherwise.
+        #[inline(always)]
+        fn in_widest<I: Level>(cpu: Cpu<I>, task: impl LaneTask<Self>) {
+            lanes::in_portable(cpu, task);
+        }
     }
 }
 
@@ -125,5 +135,10 @@ impl sealed::Sealed for f32 {
     #[inline(always)]
     fn either_lanes(keep: u32x8, kept: f32x8, dropped: f32x8) -> f32x8 {
         f32x8::from_bits(keep.bitselect(kept.to_bits(), dropped.to_bits()))
+    }
+
+    #[inline(always)]
+    fn in_widest<I: Level>(cpu: Cpu<I>, task: impl LaneTask<Self>) {
+        lanes::widest_f32(cpu, task);
     }
 }

@@ -3,7 +3,9 @@
 
 use crate::Element;
 use crate::Error;
-use crate::kernel::lanes;
+use crate::dispatch::{Cpu, Level};
+use crate::kernel::{lanes, prefetch};
+use crate::lanes::{Lanes, Rule};
 use crate::run::{Decision, Operands};
 
 /// The data of a call: in place, from a source to an output of the same
@@ -42,6 +44,19 @@ impl<E: Copy> Data<'_, E> {
         match self {
             Data::InPlace(xs) => xs[i] = rule(xs[i]),
             Data::Copy(xs, out) => out[i] = rule(xs[i]),
+            Data::MaskOnly(_) => {}
+        }
+    }
+
+    /// [`Operands::prefetch`] for this data.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, start: usize, len: usize) {
+        match self {
+            Data::InPlace(xs) => prefetch(xs, start, len),
+            Data::Copy(xs, out) => {
+                prefetch(xs, start, len);
+                prefetch(out, start, len);
+            }
             Data::MaskOnly(_) => {}
         }
     }
@@ -99,21 +114,21 @@ impl<E: Element> Operands for Inverted<'_, E> {
     }
 
     #[inline(always)]
-    fn apply(&mut self, start: usize, len: usize, words: &[u64]) {
-        let s = self.scale;
+    fn apply<I: Level>(&mut self, start: usize, len: usize, words: &[u64], cpu: Cpu<I>) {
+        let rule = Scaled(self.scale);
         let range = start..start + len;
         match &mut self.data {
-            Data::InPlace(xs) => lanes::<E, 0, true>(&mut xs[range], [], words, |x, [], keep| {
-                E::select_lanes(keep, E::scaled_lanes(x, s))
-            }),
-            Data::Copy(xs, out) => lanes::<E, 1, false>(
-                &mut out[range.clone()],
-                [&xs[range]],
-                words,
-                |_, [x], keep| E::select_lanes(keep, E::scaled_lanes(x, s)),
-            ),
+            Data::InPlace(xs) => lanes::<E, 0, true, _>(cpu, &mut xs[range], [], words, rule),
+            Data::Copy(xs, out) => {
+                lanes::<E, 1, false, _>(cpu, &mut out[range.clone()], [&xs[range]], words, rule)
+            }
             Data::MaskOnly(_) => {}
         }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, start: usize, len: usize) {
+        self.data.prefetch(start, len);
     }
 
     fn pass(&mut self) {
@@ -127,5 +142,24 @@ impl<E: Element> Operands for Inverted<'_, E> {
             Decision::Keep => x.scaled(scale),
             Decision::Drop => E::ZERO,
         });
+    }
+}
+
+/// The lane rule: kept `x * s`, dropped `+0.0`; in place (`x` the element
+/// written) or from one input.
+#[derive(Clone, Copy)]
+struct Scaled(f32);
+
+impl<E: Element> Rule<E, 0> for Scaled {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, x: L, _: [L; 0], keep: L::Keep) -> L {
+        L::select(keep, x.scaled(self.0))
+    }
+}
+
+impl<E: Element> Rule<E, 1> for Scaled {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, _: L, [x]: [L; 1], keep: L::Keep) -> L {
+        L::select(keep, x.scaled(self.0))
     }
 }

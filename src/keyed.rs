@@ -7,7 +7,7 @@
 //! two equal.
 
 use crate::decide::{self, Threshold};
-use crate::dispatch::{self, Cpu, Kernel};
+use crate::dispatch::{self, Cpu, Kernel, Level};
 use crate::mask::low_bits;
 use crate::stream::{
     BLOCK_WORDS, FIRST_BITS, GAMMA, LANES, POOL_BITS, POOLED, compared_bits, keys, mix, state,
@@ -15,13 +15,11 @@ use crate::stream::{
 };
 use core::ops::{Add, BitAnd, BitOr, BitXor, Not, Shl, Shr};
 
-/// The generators stepped together, in `wide` lanes: two independent
-/// dependency chains per step on SSE2 and NEON (measured faster than one),
-/// one AVX2 register, or all eight in one AVX-512 register.
-#[cfg(not(target_feature = "avx512f"))]
+/// The generators stepped together in `wide` lanes, where no wider
+/// registers are known to be there (x86-64 CPUs without AVX2, and every
+/// other target): two independent dependency chains per step on SSE2 and
+/// NEON, measured faster than one.
 type Chunk = wide::u64x4;
-#[cfg(target_feature = "avx512f")]
-type Chunk = wide::u64x8;
 
 /// What the generators need of SIMD `u64` lanes.
 trait Lanes:
@@ -40,139 +38,205 @@ trait Lanes:
     fn load(lanes: &[u64]) -> Self;
     /// Lanes to `lanes[..WIDTH]`.
     fn store(self, lanes: &mut [u64]);
+    /// Every lane rotated left by `k` (`0 < k < 64`).
+    #[inline(always)]
+    fn rotate_left(self, k: u32) -> Self {
+        (self << k) | (self >> (64 - k))
+    }
 }
 
-macro_rules! impl_lanes {
-    ($($t:ident: $n:literal),*) => {$(
-        impl Lanes for wide::$t {
-            const WIDTH: usize = $n;
-            #[inline(always)]
-            fn splat(x: u64) -> Self {
-                wide::$t::splat(x)
-            }
-            #[inline(always)]
-            fn load(lanes: &[u64]) -> Self {
-                wide::$t::new(core::array::from_fn(|i| lanes.get(i).copied().unwrap_or(0)))
-            }
-            #[inline(always)]
-            fn store(self, lanes: &mut [u64]) {
-                for (lane, x) in lanes.iter_mut().zip(self.to_array()) {
-                    *lane = x;
-                }
-            }
+impl Lanes for wide::u64x4 {
+    const WIDTH: usize = 4;
+    #[inline(always)]
+    fn splat(x: u64) -> Self {
+        wide::u64x4::splat(x)
+    }
+    #[inline(always)]
+    fn load(lanes: &[u64]) -> Self {
+        wide::u64x4::new(core::array::from_fn(|i| lanes.get(i).copied().unwrap_or(0)))
+    }
+    #[inline(always)]
+    fn store(self, lanes: &mut [u64]) {
+        for (lane, x) in lanes.iter_mut().zip(self.to_array()) {
+            *lane = x;
         }
-    )*};
+    }
 }
-impl_lanes!(u64x4: 4, u64x8: 8);
 
-/// Four generators in one AVX2 register, wherever the CPU has AVX2: with
-/// the default target `wide::u64x4` is two SSE2 registers even inside the
-/// dispatched AVX2 kernel, and mask generation ran 1.8 times slower than in
-/// a build for the native CPU (`benches/README.md`).
-#[cfg(all(target_arch = "x86_64", not(target_feature = "avx512f")))]
+/// The generators in AVX2 registers (four lanes) or in one AVX-512
+/// register (all eight), wherever the CPU has them: `wide`'s types are
+/// fixed when it is compiled, and with the default target its `u64x4` is
+/// two SSE2 registers even inside the dispatched kernels, where mask
+/// generation ran 1.8 times slower than in a build for the native CPU
+/// (`benches/README.md`).
+#[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod avx2 {
+mod x86 {
     use super::Lanes;
     use core::arch::x86_64::*;
     use core::ops::{Add, BitAnd, BitOr, BitXor, Not, Shl, Shr};
 
-    /// Only `KeyedWords::decide` makes values of this type, and only when
-    /// its `Cpu` says the CPU has AVX2 (detected at run time, or required
-    /// by the build's target): that is the safety argument of every
-    /// `unsafe` block below, each an AVX2 intrinsic on values of it.
+    /// Four lanes in an AVX2 register.
     #[derive(Clone, Copy)]
     pub(super) struct U64x4(__m256i);
 
-    macro_rules! binary {
-        ($($trait:ident $method:ident $intrinsic:ident),*) => {$(
-            impl $trait for U64x4 {
+    /// Eight lanes in an AVX-512 register.
+    #[derive(Clone, Copy)]
+    pub(super) struct U64x8(__m512i);
+
+    // Only `KeyedWords::decide` makes values of these types, and only when
+    // its level says the CPU has the type's instructions (AVX2 for
+    // `U64x4`, AVX-512F for `U64x8`; detected at run time, or required by
+    // the build's target), and the tests after detecting them: that is the
+    // safety argument of every `unsafe` block below, each an intrinsic of
+    // those instructions on values of these types or on a local array.
+    macro_rules! lanes {
+        ($t:ident, $width:literal, $and:ident, $or:ident, $xor:ident,
+         $add:ident, $sllv:ident, $srlv:ident, $set1:ident, $loadu:ident, $storeu:ident
+         $(, $rolv:ident)?) => {
+            impl BitAnd for $t {
                 type Output = Self;
                 #[inline(always)]
-                fn $method(self, other: Self) -> Self {
-                    // SAFETY: see the type: the CPU has AVX2.
-                    U64x4(unsafe { $intrinsic(self.0, other.0) })
+                fn bitand(self, other: Self) -> Self {
+                    // SAFETY: see above: the CPU has the instructions.
+                    $t(unsafe { $and(self.0, other.0) })
                 }
             }
-        )*};
-    }
-    binary!(
-        BitAnd bitand _mm256_and_si256,
-        BitOr bitor _mm256_or_si256,
-        BitXor bitxor _mm256_xor_si256,
-        Add add _mm256_add_epi64
-    );
 
-    impl Not for U64x4 {
-        type Output = Self;
-        #[inline(always)]
-        fn not(self) -> Self {
-            self ^ U64x4::splat(!0)
-        }
-    }
-
-    impl Shl<u32> for U64x4 {
-        type Output = Self;
-        #[inline(always)]
-        fn shl(self, k: u32) -> Self {
-            // SAFETY: see the type: the CPU has AVX2.
-            U64x4(unsafe { _mm256_sll_epi64(self.0, _mm_cvtsi32_si128(k as i32)) })
-        }
-    }
-
-    impl Shr<u32> for U64x4 {
-        type Output = Self;
-        #[inline(always)]
-        fn shr(self, k: u32) -> Self {
-            // SAFETY: see the type: the CPU has AVX2.
-            U64x4(unsafe { _mm256_srl_epi64(self.0, _mm_cvtsi32_si128(k as i32)) })
-        }
-    }
-
-    impl Lanes for U64x4 {
-        const WIDTH: usize = 4;
-        #[inline(always)]
-        fn splat(x: u64) -> Self {
-            // SAFETY: see the type: the CPU has AVX2.
-            U64x4(unsafe { _mm256_set1_epi64x(x as i64) })
-        }
-        #[inline(always)]
-        fn load(lanes: &[u64]) -> Self {
-            let lanes: [u64; 4] = core::array::from_fn(|i| lanes.get(i).copied().unwrap_or(0));
-            // SAFETY: see the type: the CPU has AVX2; the read is of the
-            // 32 bytes of `lanes`, unaligned loads allowed.
-            U64x4(unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) })
-        }
-        #[inline(always)]
-        fn store(self, lanes: &mut [u64]) {
-            let mut words = [0u64; 4];
-            // SAFETY: see the type: the CPU has AVX2; the write is of the
-            // 32 bytes of `words`, unaligned stores allowed.
-            unsafe { _mm256_storeu_si256(words.as_mut_ptr().cast(), self.0) };
-            for (lane, word) in lanes.iter_mut().zip(words) {
-                *lane = word;
+            impl BitOr for $t {
+                type Output = Self;
+                #[inline(always)]
+                fn bitor(self, other: Self) -> Self {
+                    // SAFETY: see above: the CPU has the instructions.
+                    $t(unsafe { $or(self.0, other.0) })
+                }
             }
-        }
+
+            impl BitXor for $t {
+                type Output = Self;
+                #[inline(always)]
+                fn bitxor(self, other: Self) -> Self {
+                    // SAFETY: see above: the CPU has the instructions.
+                    $t(unsafe { $xor(self.0, other.0) })
+                }
+            }
+
+            impl Add for $t {
+                type Output = Self;
+                #[inline(always)]
+                fn add(self, other: Self) -> Self {
+                    // SAFETY: see above: the CPU has the instructions.
+                    $t(unsafe { $add(self.0, other.0) })
+                }
+            }
+
+            impl Not for $t {
+                type Output = Self;
+                #[inline(always)]
+                fn not(self) -> Self {
+                    self ^ $t::splat(!0)
+                }
+            }
+
+            // Shifts by a count per lane (`sllv`): Miri interprets them,
+            // not the 512-bit shift by one count in an SSE register.
+            impl Shl<u32> for $t {
+                type Output = Self;
+                #[inline(always)]
+                fn shl(self, k: u32) -> Self {
+                    // SAFETY: see above: the CPU has the instructions.
+                    $t(unsafe { $sllv(self.0, $set1(i64::from(k))) })
+                }
+            }
+
+            impl Shr<u32> for $t {
+                type Output = Self;
+                #[inline(always)]
+                fn shr(self, k: u32) -> Self {
+                    // SAFETY: see above: the CPU has the instructions.
+                    $t(unsafe { $srlv(self.0, $set1(i64::from(k))) })
+                }
+            }
+
+            impl Lanes for $t {
+                const WIDTH: usize = $width;
+                #[inline(always)]
+                fn splat(x: u64) -> Self {
+                    // SAFETY: see above: the CPU has the instructions.
+                    $t(unsafe { $set1(x as i64) })
+                }
+                #[inline(always)]
+                fn load(lanes: &[u64]) -> Self {
+                    let lanes: [u64; $width] =
+                        core::array::from_fn(|i| lanes.get(i).copied().unwrap_or(0));
+                    // SAFETY: see above: the CPU has the instructions; the
+                    // read is of the bytes of `lanes`, unaligned allowed.
+                    $t(unsafe { $loadu(lanes.as_ptr().cast()) })
+                }
+                #[inline(always)]
+                fn store(self, lanes: &mut [u64]) {
+                    let mut words = [0u64; $width];
+                    // SAFETY: see above: the CPU has the instructions; the
+                    // write is of the bytes of `words`, unaligned allowed.
+                    unsafe { $storeu(words.as_mut_ptr().cast(), self.0) };
+                    for (lane, word) in lanes.iter_mut().zip(words) {
+                        *lane = word;
+                    }
+                }
+                $(
+                    // One instruction where the set has a rotate.
+                    #[inline(always)]
+                    fn rotate_left(self, k: u32) -> Self {
+                        // SAFETY: see above: the CPU has the instructions.
+                        $t(unsafe { $rolv(self.0, $set1(i64::from(k))) })
+                    }
+                )?
+            }
+        };
     }
+
+    lanes!(
+        U64x4,
+        4,
+        _mm256_and_si256,
+        _mm256_or_si256,
+        _mm256_xor_si256,
+        _mm256_add_epi64,
+        _mm256_sllv_epi64,
+        _mm256_srlv_epi64,
+        _mm256_set1_epi64x,
+        _mm256_loadu_si256,
+        _mm256_storeu_si256
+    );
+    lanes!(
+        U64x8,
+        8,
+        _mm512_and_si512,
+        _mm512_or_si512,
+        _mm512_xor_si512,
+        _mm512_add_epi64,
+        _mm512_sllv_epi64,
+        _mm512_srlv_epi64,
+        _mm512_set1_epi64,
+        _mm512_loadu_si512,
+        _mm512_storeu_si512,
+        _mm512_rolv_epi64
+    );
 }
 
 /// One xoshiro256++ step in every lane of `s`.
 #[inline(always)]
 fn step<V: Lanes>(s: &mut [V; 4]) -> V {
     let [s0, s1, s2, s3] = s;
-    let result = rotate_left(*s0 + *s3, 23) + *s0;
+    let result = (*s0 + *s3).rotate_left(23) + *s0;
     let t = *s1 << 17;
     *s2 = *s2 ^ *s0;
     *s3 = *s3 ^ *s1;
     *s1 = *s1 ^ *s2;
     *s0 = *s0 ^ *s3;
     *s2 = *s2 ^ t;
-    *s3 = rotate_left(*s3, 45);
+    *s3 = s3.rotate_left(45);
     result
-}
-
-#[inline(always)]
-fn rotate_left<V: Lanes>(x: V, k: u32) -> V {
-    (x << k) | (x >> (64 - k))
 }
 
 /// Where a batch's words come from: the generators, or a test's script.
@@ -282,16 +346,16 @@ impl Generators {
 
     /// Skips `skip` steps, then decides the next batch, in lanes of `V`.
     #[inline(always)]
-    fn advance<V: Lanes>(
+    fn advance<V: Lanes, I: Level>(
         &mut self,
         skip: usize,
         plan: &Plan,
-        cpu: Cpu,
+        cpu: Cpu<I>,
         tail: impl Fn(usize) -> u64,
         out: &mut [u64; LANES],
     ) {
         self.skip::<V>(skip);
-        self.batch::<V>(plan, cpu, Xoshiro, tail, out);
+        self.batch::<V, I>(plan, cpu, Xoshiro, tail, out);
     }
 
     /// Decides the next batch: its 8 keep words to `out`, lane `j` the
@@ -301,10 +365,10 @@ impl Generators {
     /// updates single bits): a vector load of words just written one by one
     /// stalls (store forwarding fails), measured a fifth of a batch's time.
     #[inline(always)]
-    fn batch<V: Lanes>(
+    fn batch<V: Lanes, I: Level>(
         &mut self,
         plan: &Plan,
-        cpu: Cpu,
+        cpu: Cpu<I>,
         mut source: impl Draw<V>,
         tail: impl Fn(usize) -> u64,
         out: &mut [u64; LANES],
@@ -423,7 +487,7 @@ impl KeyedWords {
 
     /// Makes `words` hold batch `batch` (calls go forward in the stream).
     #[inline(always)]
-    fn load(&mut self, batch: u64, cpu: Cpu) {
+    fn load<I: Level>(&mut self, batch: u64, cpu: Cpu<I>) {
         if self.decided != Some(batch) {
             let mut words = [0; LANES];
             self.decide(batch, cpu, &mut words);
@@ -434,7 +498,7 @@ impl KeyedWords {
 
     /// Decides batch `batch` into `out` (calls go forward in the stream).
     #[inline(always)]
-    fn decide(&mut self, batch: u64, cpu: Cpu, out: &mut [u64; LANES]) {
+    fn decide<I: Level>(&mut self, batch: u64, cpu: Cpu<I>, out: &mut [u64; LANES]) {
         let per_block = BLOCK_WORDS / LANES as u64;
         let (block, within) = (batch / per_block, batch % per_block);
         let skipped = match self.next {
@@ -452,17 +516,24 @@ impl KeyedWords {
         // The steps per batch depend on p only, so skipping is stepping.
         let skip = skipped as usize * self.plan.steps();
         let (generators, plan) = (&mut self.generators, &self.plan);
-        match () {
-            #[cfg(all(target_arch = "x86_64", not(target_feature = "avx512f")))]
-            () if cpu.avx2() => generators.advance::<avx2::U64x4>(skip, plan, cpu, tail, out),
-            () => generators.advance::<Chunk>(skip, plan, cpu, tail, out),
+        #[cfg(target_arch = "x86_64")]
+        {
+            if I::AVX512 {
+                generators.advance::<x86::U64x8, I>(skip, plan, cpu, tail, out);
+            } else if I::AVX2 {
+                generators.advance::<x86::U64x4, I>(skip, plan, cpu, tail, out);
+            } else {
+                generators.advance::<Chunk, I>(skip, plan, cpu, tail, out);
+            }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        generators.advance::<Chunk, I>(skip, plan, cpu, tail, out);
         self.next = Some((block, within + 1));
     }
 
     /// Stream word `k` (positions `64 k .. 64 k + 64`).
     #[inline(always)]
-    fn word(&mut self, k: u64, cpu: Cpu) -> u64 {
+    fn word<I: Level>(&mut self, k: u64, cpu: Cpu<I>) -> u64 {
         self.load(k / LANES as u64, cpu);
         self.words[(k % LANES as u64) as usize]
     }
@@ -474,7 +545,7 @@ impl KeyedWords {
     /// of elements: inlined into every generic kernel, it was built again
     /// for every operation and element type, twice on x86-64.
     #[inline(never)]
-    pub(crate) fn fill(&mut self, out: &mut [u64], len: usize, cpu: Cpu) {
+    pub(crate) fn fill<I: Level>(&mut self, out: &mut [u64], len: usize, cpu: Cpu<I>) {
         dispatch::run_on(
             cpu,
             Fill {
@@ -486,7 +557,7 @@ impl KeyedWords {
     }
 
     #[inline(always)]
-    fn fill_inlined(&mut self, out: &mut [u64], len: usize, cpu: Cpu) {
+    fn fill_inlined<I: Level>(&mut self, out: &mut [u64], len: usize, cpu: Cpu<I>) {
         let shift = (self.position % 64) as u32;
         let first = self.position / 64;
         if shift == 0 {
@@ -540,7 +611,7 @@ struct Fill<'a> {
 
 impl Kernel for Fill<'_> {
     #[inline(always)]
-    fn run(self, cpu: Cpu) {
+    fn run<I: Level>(self, cpu: Cpu<I>) {
         self.words.fill_inlined(self.out, self.len, cpu);
     }
 }
@@ -555,7 +626,7 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use crate::dispatch::Cpu;
+    use crate::dispatch::{Cpu, Level};
     use rand_core::{Rng, SeedableRng};
     use rand_xoshiro::Xoshiro256PlusPlus;
     use std::vec::Vec;
@@ -622,7 +693,7 @@ mod tests {
         }
     }
 
-    fn decide<V: Lanes>(d: u64, us: &[u64; 512], cpu: Cpu) -> ([u64; LANES], usize) {
+    fn decide<V: Lanes, I: Level>(d: u64, us: &[u64; 512], cpu: Cpu<I>) -> ([u64; LANES], usize) {
         let (script, tails) = spell(d, us, V::WIDTH);
         let mut generators = Generators { s: [[0; LANES]; 4] };
         let plan = Plan::new(Threshold(d));
@@ -631,7 +702,7 @@ mod tests {
             words: script.into_iter().flatten().collect(),
             drawn: 0,
         };
-        generators.batch::<V>(&plan, cpu, &mut script, |i| tails[i], &mut out);
+        generators.batch::<V, I>(&plan, cpu, &mut script, |i| tails[i], &mut out);
         let drawn = script.drawn;
         assert_eq!(drawn, LANES / V::WIDTH * plan.steps());
         (out, drawn)
@@ -678,17 +749,22 @@ mod tests {
                 let expected: [u64; LANES] = core::array::from_fn(|j| {
                     (0..64).fold(0, |w, i| w | u64::from(us[64 * j + i] >= d) << i)
                 });
-                let cpus = [Cpu::PORTABLE, Cpu::BUILD];
-                // The build's own only where it differs (x86 with BMI2).
-                for &cpu in &cpus[..if Cpu::BUILD == Cpu::PORTABLE { 1 } else { 2 }] {
-                    let words = decide::<Chunk>(d, &us, cpu).0;
-                    assert_eq!(words, expected, "D {d:#x} trial {trial}");
-                }
-                #[cfg(all(target_arch = "x86_64", not(target_feature = "avx512f")))]
+                // Without and (on x86 with BMI2) with `PDEP`.
+                let words = decide::<Chunk, _>(d, &us, Cpu::PORTABLE).0;
+                assert_eq!(words, expected, "D {d:#x} trial {trial}");
+                let words = decide::<Chunk, _>(d, &us, Cpu::BUILD).0;
+                assert_eq!(words, expected, "D {d:#x} trial {trial}, the build's");
+                #[cfg(target_arch = "x86_64")]
                 if std::is_x86_feature_detected!("avx2") {
                     // The AVX2 lanes, which a CPU without AVX2 cannot run.
-                    let words = decide::<avx2::U64x4>(d, &us, Cpu::BUILD).0;
+                    let words = decide::<x86::U64x4, _>(d, &us, Cpu::BUILD).0;
                     assert_eq!(words, expected, "D {d:#x} trial {trial}, AVX2");
+                }
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx512f") {
+                    // The AVX-512 lanes.
+                    let words = decide::<x86::U64x8, _>(d, &us, Cpu::BUILD).0;
+                    assert_eq!(words, expected, "D {d:#x} trial {trial}, AVX-512");
                 }
             }
         }

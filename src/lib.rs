@@ -361,18 +361,23 @@
 //!
 //! # SIMD
 //!
-//! The fast path uses `wide`'s `f32x8`, `u32x8` and `u64x4` or `u64x8`,
-//! whose instructions are chosen at compile time: an x86-64 build without
-//! flags gets SSE2. With the `std` feature, x86-64 builds check the CPU once
-//! and run the kernel compiled with AVX2, BMI2 and POPCNT enabled where
-//! they are available (the same code in VEX encoding, about 15% faster);
-//! there the keyed stream's generators run in AVX2 registers (`core::arch`
-//! intrinsics: `wide`'s `u64x4` of a default build is two SSE2 registers,
-//! and mask generation ran 1.8 times slower in them) and its second stage
-//! uses `PDEP` (but on AMD CPUs before Zen 3, whose `PDEP` is microcoded,
-//! about 300 cycles on Zen 2). Build with
-//! `RUSTFLAGS="-C target-cpu=native"` (or `-C target-feature=+avx2`,
-//! `+avx512f`; `+simd128` on wasm32) for the full width. The results are
+//! The fast path uses `wide`'s `f32x8`, `u32x8` and `u64x4`, whose
+//! instructions are chosen at compile time: an x86-64 build without flags
+//! gets SSE2. With the `std` feature, x86-64 builds check the CPU once and
+//! run the kernel compiled for the best of two levels it has: AVX-512F, or
+//! AVX2 with BMI2 and POPCNT. There `f32` elements are computed in 16
+//! lanes of an AVX-512 register (the keep bits a mask register, folded
+//! into the multiply) or 8 of an AVX2 one, the keyed stream's eight
+//! generators in one AVX-512 register or two AVX2 ones (`core::arch`
+//! intrinsics: `wide`'s types of a default build are SSE2 registers even
+//! there, where mask generation ran 1.8 times slower and applying a mask
+//! took four operations per four elements), bit counts take one
+//! instruction, and the stream's second stage uses `PDEP` (but on AMD CPUs
+//! before Zen 3, whose `PDEP` is microcoded, about 300 cycles on Zen 2).
+//! `bf16` and `f16` are computed in `wide`'s lanes, in VEX or EVEX
+//! encoding. Build with `RUSTFLAGS="-C target-cpu=native"` (or `-C
+//! target-cpu=x86-64-v3`, `x86-64-v4`; `-C target-feature=+simd128` on
+//! wasm32) for the full width without the check, and on other targets. The results are
 //! bit-identical on every target and width (NaN payloads aside, see
 //! [Semantics](#semantics)), and equal to the scalar
 //! [`reference`](mod@reference) implementation.
@@ -380,7 +385,8 @@
 //! # Features
 //!
 //! - `alloc`: the owned [`Mask`]`<Vec<u64>>` constructors.
-//! - `std` (default): implies `alloc`; on x86-64, run-time AVX2 dispatch.
+//! - `std` (default): implies `alloc`; on x86-64, run-time AVX-512 and
+//!   AVX2 dispatch.
 //! - `half`: the `bf16` and `f16` element types of the `half` crate
 //!   (re-exported as `bitdrop::half`); `no_std` like the rest.
 //! - `rayon`: the `par_` calls; implies `std`.
@@ -415,6 +421,7 @@ mod units;
 mod dispatch;
 mod kernel;
 mod keyed;
+mod lanes;
 mod source;
 // The operations: one file per variant.
 mod alpha;

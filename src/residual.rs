@@ -2,7 +2,9 @@
 //! `residual + dropout(x + bias)`, in one pass over memory.
 
 use crate::Element;
-use crate::kernel::{CHUNK_WORDS, Fast, lanes, take_bits};
+use crate::dispatch::{Cpu, Level};
+use crate::kernel::{CHUNK_WORDS, Fast, lanes, prefetch, take_bits};
+use crate::lanes::{Lanes, Rule};
 use crate::run::{Decision, Decisions, Operands, run};
 use crate::source::Randomness;
 use crate::{Dropout, Error, Mode, Structured, Units};
@@ -238,9 +240,16 @@ impl<'a, E: Element> Fused<'a, E> {
     /// Elements `start..start + len` with keep bits `words`, scaled by
     /// `scale`, or passed (no scaling, no decision) if `scale` is `None`.
     #[inline(always)]
-    fn compute(&mut self, start: usize, len: usize, words: &[u64], scale: Option<f32>) {
+    fn compute<I: Level>(
+        &mut self,
+        start: usize,
+        len: usize,
+        words: &[u64],
+        scale: Option<f32>,
+        cpu: Cpu<I>,
+    ) {
         if self.bias.is_empty() {
-            fused(&mut self.io, start..start + len, None, words, scale);
+            fused(cpu, &mut self.io, start..start + len, None, words, scale);
             return;
         }
         // Row by row, so that the bias is one contiguous slice per piece.
@@ -257,7 +266,7 @@ impl<'a, E: Element> Fused<'a, E> {
                 &part
             };
             let bias = &self.bias[col..col + n];
-            fused(&mut self.io, at..at + n, Some(bias), bits, scale);
+            fused(cpu, &mut self.io, at..at + n, Some(bias), bits, scale);
             at += n;
         }
     }
@@ -265,56 +274,106 @@ impl<'a, E: Element> Fused<'a, E> {
 
 /// The fused rule on one range, with a bias slice of its length or none.
 #[inline(always)]
-fn fused<E: Element>(
+fn fused<E: Element, I: Level>(
+    cpu: Cpu<I>,
     io: &mut Residual<'_, E>,
     range: core::ops::Range<usize>,
     bias: Option<&[E]>,
     words: &[u64],
     scale: Option<f32>,
 ) {
-    // d = select(keep, (x [+ b]) * s, +0.0), or x [+ b] when passing.
-    let d = |x, keep| match scale {
-        Some(s) => E::select_lanes(keep, E::scaled_lanes(x, s)),
-        None => x,
-    };
-    let plus = E::plus_lanes;
+    let r = range.clone();
     match (io, bias) {
-        (Residual::IntoResidual { x, residual }, None) => lanes::<E, 1, true>(
-            &mut residual[range.clone()],
+        (Residual::IntoResidual { x, residual }, None) => lanes::<E, 1, true, _>(
+            cpu,
+            &mut residual[r],
             [&x[range]],
             words,
-            |r, [x], k| plus(r, d(x, k)),
+            IntoResidual(scale),
         ),
-        (Residual::IntoResidual { x, residual }, Some(b)) => lanes::<E, 2, true>(
-            &mut residual[range.clone()],
-            [&x[range], b],
-            words,
-            |r, [x, b], k| plus(r, d(plus(x, b), k)),
-        ),
-        (Residual::IntoX { x, residual }, None) => lanes::<E, 1, true>(
-            &mut x[range.clone()],
-            [&residual[range]],
-            words,
-            |x, [r], k| plus(r, d(x, k)),
-        ),
-        (Residual::IntoX { x, residual }, Some(b)) => lanes::<E, 2, true>(
-            &mut x[range.clone()],
-            [&residual[range], b],
-            words,
-            |x, [r, b], k| plus(r, d(plus(x, b), k)),
-        ),
-        (Residual::Into { x, residual, out }, None) => lanes::<E, 2, false>(
-            &mut out[range.clone()],
-            [&x[range.clone()], &residual[range]],
-            words,
-            |_, [x, r], k| plus(r, d(x, k)),
-        ),
-        (Residual::Into { x, residual, out }, Some(b)) => lanes::<E, 3, false>(
-            &mut out[range.clone()],
-            [&x[range.clone()], &residual[range], b],
-            words,
-            |_, [x, r, b], k| plus(r, d(plus(x, b), k)),
-        ),
+        (Residual::IntoResidual { x, residual }, Some(b)) => {
+            let ins = [&x[range], b];
+            lanes::<E, 2, true, _>(cpu, &mut residual[r], ins, words, IntoResidual(scale))
+        }
+        (Residual::IntoX { x, residual }, None) => {
+            lanes::<E, 1, true, _>(cpu, &mut x[r], [&residual[range]], words, IntoX(scale))
+        }
+        (Residual::IntoX { x, residual }, Some(b)) => {
+            let ins = [&residual[range], b];
+            lanes::<E, 2, true, _>(cpu, &mut x[r], ins, words, IntoX(scale))
+        }
+        (Residual::Into { x, residual, out }, None) => {
+            let ins = [&x[range.clone()], &residual[range]];
+            lanes::<E, 2, false, _>(cpu, &mut out[r], ins, words, Into(scale))
+        }
+        (Residual::Into { x, residual, out }, Some(b)) => {
+            let ins = [&x[range.clone()], &residual[range], b];
+            lanes::<E, 3, false, _>(cpu, &mut out[r], ins, words, Into(scale))
+        }
+    }
+}
+
+/// `r + d`, where `d` is `x` dropped out: `select(keep, x * s)` with a
+/// scale, `x` itself (passed) without.
+#[inline(always)]
+fn plus_dropped<E, L: Lanes<E>>(r: L, x: L, scale: Option<f32>, keep: L::Keep) -> L {
+    let d = match scale {
+        Some(s) => L::select(keep, x.scaled(s)),
+        None => x,
+    };
+    r.plus(d)
+}
+
+/// The lane rules of the three forms, each with a bias (the last input)
+/// or without: into the residual, which is read (inputs `x [, b]`); into
+/// `x`, which is read (inputs `r [, b]`); into a third buffer (inputs
+/// `x, r [, b]`).
+#[derive(Clone, Copy)]
+struct IntoResidual(Option<f32>);
+#[derive(Clone, Copy)]
+struct IntoX(Option<f32>);
+#[derive(Clone, Copy)]
+struct Into(Option<f32>);
+
+impl<E: Element> Rule<E, 1> for IntoResidual {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, r: L, [x]: [L; 1], keep: L::Keep) -> L {
+        plus_dropped(r, x, self.0, keep)
+    }
+}
+
+impl<E: Element> Rule<E, 2> for IntoResidual {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, r: L, [x, b]: [L; 2], keep: L::Keep) -> L {
+        plus_dropped(r, x.plus(b), self.0, keep)
+    }
+}
+
+impl<E: Element> Rule<E, 1> for IntoX {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, x: L, [r]: [L; 1], keep: L::Keep) -> L {
+        plus_dropped(r, x, self.0, keep)
+    }
+}
+
+impl<E: Element> Rule<E, 2> for IntoX {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, x: L, [r, b]: [L; 2], keep: L::Keep) -> L {
+        plus_dropped(r, x.plus(b), self.0, keep)
+    }
+}
+
+impl<E: Element> Rule<E, 2> for Into {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, _: L, [x, r]: [L; 2], keep: L::Keep) -> L {
+        plus_dropped(r, x, self.0, keep)
+    }
+}
+
+impl<E: Element> Rule<E, 3> for Into {
+    #[inline(always)]
+    fn lanes<L: Lanes<E>>(self, _: L, [x, r, b]: [L; 3], keep: L::Keep) -> L {
+        plus_dropped(r, x.plus(b), self.0, keep)
     }
 }
 
@@ -374,8 +433,29 @@ impl<E: Element> Operands for Fused<'_, E> {
     }
 
     #[inline(always)]
-    fn apply(&mut self, start: usize, len: usize, words: &[u64]) {
-        self.compute(start, len, words, Some(self.scale));
+    fn apply<I: Level>(&mut self, start: usize, len: usize, words: &[u64], cpu: Cpu<I>) {
+        self.compute(start, len, words, Some(self.scale), cpu);
+    }
+
+    /// The streams: `x`, the residual, the output (the bias repeats
+    /// each row, and stays in cache).
+    #[inline(always)]
+    fn prefetch(&self, start: usize, len: usize) {
+        match &self.io {
+            Residual::IntoResidual { x, residual } => {
+                prefetch(x, start, len);
+                prefetch(residual, start, len);
+            }
+            Residual::IntoX { x, residual } => {
+                prefetch(x, start, len);
+                prefetch(residual, start, len);
+            }
+            Residual::Into { x, residual, out } => {
+                prefetch(x, start, len);
+                prefetch(residual, start, len);
+                prefetch(out, start, len);
+            }
+        }
     }
 
     fn pass(&mut self) {
@@ -383,7 +463,7 @@ impl<E: Element> Operands for Fused<'_, E> {
         let mut start = 0;
         while start < len {
             let n = (len - start).min(64 * CHUNK_WORDS);
-            self.compute(start, n, &[!0; CHUNK_WORDS], None);
+            self.compute(start, n, &[!0; CHUNK_WORDS], None, Cpu::BUILD);
             start += n;
         }
     }

@@ -2,6 +2,7 @@
 //! plan (identity, drop all, random), then dispatch to an executor.
 
 use crate::decide::Threshold;
+use crate::dispatch::{Cpu, Level};
 use crate::mask::{check_words, low_bits, mask_words};
 use crate::source::Randomness;
 use crate::{Dropout, Error, Mode, Units};
@@ -45,8 +46,13 @@ pub(crate) trait Operands {
     /// Number of elements.
     fn len(&self) -> usize;
     /// The fast path: elements `start..start + len` (`len <= 512`, in
-    /// range), element `start + j` kept iff bit `j` of `words` is set.
-    fn apply(&mut self, start: usize, len: usize, words: &[u64]);
+    /// range), element `start + j` kept iff bit `j` of `words` is set, in
+    /// the lanes `cpu` offers.
+    fn apply<I: Level>(&mut self, start: usize, len: usize, words: &[u64], cpu: Cpu<I>);
+    /// A hint: the fast path applies `start..start + len` next, so the
+    /// operands' elements [`kernel::prefetch`](crate::kernel::prefetch)
+    /// bytes past those may be loaded now.
+    fn prefetch(&self, start: usize, len: usize);
     /// The fast path: every element as in evaluation mode.
     fn pass(&mut self);
     /// The reference: element `i`, by the scalar rule.

@@ -2,7 +2,7 @@
 
 use crate::Error;
 use crate::decide::{self, Threshold};
-use crate::dispatch::Cpu;
+use crate::dispatch::{Cpu, Level};
 use crate::keyed::KeyedWords;
 use crate::mask::low_bits;
 use rand_core::Rng;
@@ -123,7 +123,7 @@ pub(crate) mod sealed {
         /// Fills `out` (`len.div_ceil(64)` words) with the keep bits of the
         /// next `len` elements; bits past `len` are cleared.
         /// `cpu` is what the dispatched kernel may use.
-        fn fill(&mut self, out: &mut [u64], len: usize, cpu: Cpu);
+        fn fill<I: Level>(&mut self, out: &mut [u64], len: usize, cpu: Cpu<I>);
     }
 }
 
@@ -166,7 +166,7 @@ impl<R: ?Sized> core::fmt::Debug for RngWords<'_, R> {
 
 impl<R: Rng + ?Sized> Words for RngWords<'_, R> {
     #[inline(always)]
-    fn fill(&mut self, out: &mut [u64], len: usize, _: Cpu) {
+    fn fill<I: Level>(&mut self, out: &mut [u64], len: usize, _: Cpu<I>) {
         let mut remaining = len;
         for slot in out {
             let lanes = remaining.min(64);
@@ -205,7 +205,7 @@ impl Sealed for Keyed {
 
 impl Words for KeyedWords {
     #[inline(always)]
-    fn fill(&mut self, out: &mut [u64], len: usize, cpu: Cpu) {
+    fn fill<I: Level>(&mut self, out: &mut [u64], len: usize, cpu: Cpu<I>) {
         KeyedWords::fill(self, out, len, cpu);
     }
 }
