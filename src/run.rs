@@ -45,9 +45,9 @@ pub(crate) enum Decision {
 pub(crate) trait Operands {
     /// Number of elements.
     fn len(&self) -> usize;
-    /// The fast path: elements `start..start + len` (`len <= 512`, in
-    /// range), element `start + j` kept iff bit `j` of `words` is set, in
-    /// the lanes `cpu` offers.
+    /// The fast path: elements `start..start + len` (`len <=
+    /// kernel::CHUNK`, in range), element `start + j` kept iff bit `j` of
+    /// `words` is set, in the lanes `cpu` offers.
     fn apply<I: Level>(&mut self, start: usize, len: usize, words: &[u64], cpu: Cpu<I>);
     /// A hint: the fast path applies `start..start + len` next, so the
     /// operands' elements [`kernel::prefetch`](crate::kernel::prefetch)

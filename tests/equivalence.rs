@@ -1,7 +1,8 @@
 //! The SIMD path equals the scalar reference, bit for bit, for every
 //! operation (every row of the table), both sources of randomness, every
-//! length 0..=1100, and for the structured operations a handful of shapes
-//! of each length.
+//! length 0..=1100 and the lengths next to the kernel's pieces and chunks
+//! up to 3073 (512 and 1024 elements), and for the structured operations
+//! a handful of shapes of each length.
 
 mod support;
 
@@ -97,15 +98,17 @@ fn check_row_sources(op: &Op, case: &Case, keys: &[Keyed], seed: u64) {
     }
 }
 
-/// Lengths `range` of 0..=1100, each with its own salt: the quarters run
-/// as four tests, so that the test threads share them.
+/// Lengths `range` of 0..=1100 and of those next to a multiple of 512 up
+/// to 3073 (past two chunks of 1024), each with its own salt: the quarters
+/// run as four tests, so that the test threads share them.
 fn every_length_in(range: core::ops::RangeInclusive<usize>) {
     let mut salt = rng(0x5EED);
-    // Under Miri: lengths past a word and past a 512-element chunk.
+    // Under Miri: lengths past a word and past a 512-element piece.
     let lengths: Vec<usize> = if cfg!(miri) {
         vec![513]
     } else {
-        (0..=1100).collect()
+        let edges = (3..=6).flat_map(|k| [512 * k - 1, 512 * k, 512 * k + 1]);
+        (0..=1100).chain(edges).collect()
     };
     for n in lengths {
         let s = salt.next_u64();
@@ -144,7 +147,7 @@ fn simd_equals_reference_for_every_length_third_quarter() {
 
 #[test]
 fn simd_equals_reference_for_every_length_fourth_quarter() {
-    every_length_in(826..=1100);
+    every_length_in(826..=3073);
 }
 
 #[test]
