@@ -67,11 +67,19 @@ impl Executor for Fast {
     }
 
     fn given(&self, ops: &mut impl Operands, units: &Units, mask: &[u64], first: usize) {
-        dispatch::run(Broadcast {
-            ops,
-            units,
-            decisions: Given(mask, first),
-        });
+        if first == 0 && units.shared == 1 && units.run == 1 {
+            // Unit u is element u, and bit u of the caller's words is its:
+            // applied straight from them. (Copied chunk by chunk first, as
+            // for the other shapes, apply_mask ran about 10% slower, in
+            // cache and in DRAM.)
+            dispatch::run(FromMask { ops, mask });
+        } else {
+            dispatch::run(Broadcast {
+                ops,
+                units,
+                decisions: Given(mask, first),
+            });
+        }
     }
 }
 
@@ -162,13 +170,7 @@ impl<O: Operands, D: UnitWords> Broadcast<'_, O, D> {
             if following > 0 {
                 self.decisions.fill(first + n, following, next, cpu);
             }
-            let mut at = 0;
-            while at < n {
-                let m = (n - at).min(PIECE);
-                self.ops.prefetch(first + at, m);
-                self.ops.apply(first + at, m, &current[at / 64..], cpu);
-                at += m;
-            }
+            apply_pieces(self.ops, first, n, current, cpu);
             core::mem::swap(&mut current, &mut next);
             first += n;
             n = following;
@@ -226,6 +228,39 @@ impl<O: Operands, D: UnitWords> Broadcast<'_, O, D> {
             }
             first += n;
         }
+    }
+}
+
+/// Applies elements `first..first + len`, element `first + j` kept iff
+/// bit `j` of `words`, a `PIECE` at a time, each after its prefetch hint.
+#[inline(always)]
+fn apply_pieces<I: Level>(
+    ops: &mut impl Operands,
+    first: usize,
+    len: usize,
+    words: &[u64],
+    cpu: Cpu<I>,
+) {
+    let mut at = 0;
+    while at < len {
+        let m = (len - at).min(PIECE);
+        ops.prefetch(first + at, m);
+        ops.apply(first + at, m, &words[at / 64..], cpu);
+        at += m;
+    }
+}
+
+/// One unit per element, decided by the caller's mask from its first bit.
+struct FromMask<'a, O> {
+    ops: &'a mut O,
+    mask: &'a [u64],
+}
+
+impl<O: Operands> Kernel for FromMask<'_, O> {
+    #[inline(always)]
+    fn run<I: Level>(self, cpu: Cpu<I>) {
+        let len = self.ops.len();
+        apply_pieces(self.ops, 0, len, self.mask, cpu);
     }
 }
 
