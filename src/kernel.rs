@@ -16,9 +16,9 @@ use crate::units::Units;
 /// L1. Each chunk costs about 10 ns of its own (the calls, the loop's
 /// state): at 512 units, keyed forward ran 10 to 14% slower at 4 Ki `f32`
 /// and 5 to 10% at 256 Ki, in cache (AMD EPYC with AVX-512, default and
-/// native builds); at 2048, 15 to 20% slower at 16 Mi (in DRAM), and in
-/// cache faster in one build, slower in the other. (Earlier, 4096
-/// measured slower at 16 Mi too.)
+/// native builds); at 2048 (applied in the same pieces), within 5% of
+/// 1024 either way, in cache and in DRAM. (Earlier, 4096 measured slower
+/// at 16 Mi.)
 pub(crate) const CHUNK: usize = 1024;
 pub(crate) const CHUNK_WORDS: usize = CHUNK / 64;
 
