@@ -13,7 +13,7 @@ use crate::units::Units;
 
 /// Units decided per chunk: two batches of the keyed stream per call of
 /// its generator. Its words are generated, then applied while they are in
-/// L1. Each chunk costs about 10 ns of its own (the calls, the loop's
+/// L1. Each chunk costs 4 to 10 ns of its own (the calls, the loop's
 /// state): at 512 units, keyed forward ran 10 to 14% slower at 4 Ki `f32`
 /// and 5 to 10% at 256 Ki, in cache (AMD EPYC with AVX-512, default and
 /// native builds); at 2048 (applied in the same pieces), within 5% of
