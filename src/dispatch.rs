@@ -79,8 +79,9 @@ impl Level for Baseline {
 }
 
 /// What the kernel may use: the instructions of level `I`, and `PDEP`
-/// where `pdep()`. Private fields: only `run` and the constants below make
-/// values, so a `Cpu<I>` exists only where the CPU has `I`'s instructions.
+/// where `pdep()`. Private fields: only `run`, `run_on` (from a `Cpu` it is
+/// given) and the constants below make values, so a `Cpu<I>` exists only
+/// where the CPU has `I`'s instructions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cpu<I> {
     level: I,

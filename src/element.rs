@@ -3,8 +3,9 @@
 //! `narrow.rs`, each an implementation of [`Element`].
 //!
 //! Each type gives the element rule twice: one element at a time (what the
-//! reference computes) and eight at a time in `wide` lanes (what the fast
-//! path computes). The tests hold the two bit-identical.
+//! reference computes) and over SIMD lanes (what the fast path computes:
+//! `wide`'s eight lanes, or for `f32` 16 AVX-512 or 8 AVX2 lanes where the
+//! CPU has them, `lanes.rs`). The tests hold the two bit-identical.
 
 use crate::dispatch::{Cpu, Level};
 use crate::lanes::{self, LaneTask};

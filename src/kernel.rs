@@ -140,8 +140,8 @@ struct Broadcast<'a, O, D> {
 impl<O: Operands, D: UnitWords> Kernel for Broadcast<'_, O, D> {
     #[inline(always)]
     fn run<I: Level>(mut self, cpu: Cpu<I>) {
-        // The tile's words live on the stack: 64 bytes unless a shared
-        // axis needs 2 KiB.
+        // The tile's words live on the stack: 128 bytes (a chunk's)
+        // unless a shared axis needs 2 KiB.
         if self.units.shared > 1 {
             self.tiles::<{ TILE / 64 }, _>(cpu);
         } else if self.units.shared == 1 && self.units.run == 1 {

@@ -124,9 +124,10 @@ impl<E: Sealed> Lanes<E> for Portable<E> {
 /// function of its own that the kernels call. Inlined into them, the
 /// 16-bit types' rounding was built again at every call site (36 in the
 /// fused residual kernel, three copies of it), and the test suite took
-/// six times as long to build; a call per 512 elements costs little next
-/// to those types' conversions. (`f32`'s rules are a few instructions, and
-/// inlined.)
+/// six times as long to build; a call per piece of up to 1024 elements
+/// costs little next to those types' conversions. (A fused residual with
+/// a bias calls once per bias row, so short rows pay a call each; not
+/// measured. `f32`'s rules are a few instructions, and inlined.)
 #[inline(never)]
 pub(crate) fn in_portable<E: Sealed, I: Level>(cpu: Cpu<I>, task: impl LaneTask<E>) {
     dispatch::run_on(cpu, InPortable(task, PhantomData));

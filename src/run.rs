@@ -50,8 +50,9 @@ pub(crate) trait Operands {
     /// `words` is set, in the lanes `cpu` offers.
     fn apply<I: Level>(&mut self, start: usize, len: usize, words: &[u64], cpu: Cpu<I>);
     /// A hint: the fast path applies `start..start + len` next, so the
-    /// operands' elements [`kernel::prefetch`](crate::kernel::prefetch)
-    /// bytes past those may be loaded now.
+    /// operands' elements
+    /// [`PREFETCH_BYTES`](crate::kernel::PREFETCH_BYTES) bytes past those
+    /// may be loaded now ([`kernel::prefetch`](crate::kernel::prefetch)).
     fn prefetch(&self, start: usize, len: usize);
     /// The fast path: every element as in evaluation mode.
     fn pass(&mut self);
