@@ -1,10 +1,10 @@
 //! Mask stream v2, the fast path: eight xoshiro256++ generators stepped
 //! together in SIMD lanes (one AVX-512 register or two AVX2 ones where the
-//! CPU has them, `wide` lanes elsewhere), a fixed number of steps per batch, the tied
-//! positions' second stage in one compacted word. `stream.rs` holds the
-//! definition both paths share; the reference builds each position's
-//! number from `rand_xoshiro`'s generators instead, and the tests hold the
-//! two equal.
+//! CPU has them, `wide` lanes elsewhere), a fixed number of steps per
+//! batch, the tied positions' second stage in one compacted word.
+//! `stream.rs` holds the definition both paths share; the reference builds
+//! each position's number from `rand_xoshiro`'s generators instead, and the
+//! tests hold the two equal.
 
 use crate::decide::{self, Threshold};
 use crate::dispatch::{self, Cpu, Kernel, Level};
