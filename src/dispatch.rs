@@ -131,8 +131,8 @@ impl<I: Level> Cpu<I> {
     }
 }
 
-/// Runs `kernel`, with AVX-512F, or else AVX2, BMI2 and POPCNT, enabled
-/// where the CPU has them.
+/// Runs `kernel`, with AVX-512F (with FMA and F16C), or else AVX2, BMI2
+/// and POPCNT, enabled where the CPU has them.
 #[inline]
 pub(crate) fn run(kernel: impl Kernel) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -141,9 +141,16 @@ pub(crate) fn run(kernel: impl Kernel) {
         && std::is_x86_feature_detected!("popcnt")
     {
         let pdep = !pdep_is_microcoded();
-        if std::is_x86_feature_detected!("avx512f") {
+        // rustc's `avx512f` implies FMA and F16C, so the compiler may use
+        // them in `avx512`: a CPU (or a hypervisor) that reports AVX-512F
+        // without them runs the AVX2 kernels.
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
             // SAFETY: `avx512` requires only that the CPU supports
-            // AVX-512F, AVX2, BMI2 and POPCNT, detected just above.
+            // AVX-512F, FMA, F16C, AVX2, BMI2 and POPCNT, detected just
+            // above.
             unsafe {
                 avx512(
                     kernel,
@@ -174,8 +181,8 @@ pub(crate) fn run_on<I: Level>(cpu: Cpu<I>, kernel: impl Kernel) {
         let pdep = cpu.pdep;
         if I::AVX512 && !Build::AVX512 {
             // SAFETY: a `Cpu<I>` with `I::AVX512` beyond the build's is
-            // made only by `run`, after detecting AVX-512F, AVX2, BMI2
-            // and POPCNT at run time.
+            // made only by `run`, after detecting AVX-512F, FMA, F16C,
+            // AVX2, BMI2 and POPCNT at run time.
             unsafe {
                 avx512(
                     kernel,
@@ -211,10 +218,10 @@ fn avx2(kernel: impl Kernel, cpu: Cpu<Avx2>) {
     kernel.run(cpu);
 }
 
-/// `kernel` compiled with AVX-512F (and AVX2, BMI2, POPCNT) enabled, as
-/// `avx2` is.
+/// `kernel` compiled with AVX-512F (and FMA and F16C, which rustc's
+/// `avx512f` implies, AVX2, BMI2, POPCNT) enabled, as `avx2` is.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx512f,avx2,bmi2,popcnt")]
+#[target_feature(enable = "avx512f,fma,f16c,avx2,bmi2,popcnt")]
 fn avx512(kernel: impl Kernel, cpu: Cpu<Avx512>) {
     kernel.run(cpu);
 }

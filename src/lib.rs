@@ -364,7 +364,8 @@
 //! The fast path uses `wide`'s `f32x8`, `u32x8` and `u64x4`, whose
 //! instructions are chosen at compile time: an x86-64 build without flags
 //! gets SSE2. With the `std` feature, x86-64 builds check the CPU once and
-//! run the kernel compiled for the best of two levels it has: AVX-512F, or
+//! run the kernel compiled for the best of two levels it has: AVX-512F
+//! (with FMA and F16C, which rustc's `avx512f` implies), or
 //! AVX2 with BMI2 and POPCNT. There `f32` elements are computed in 16
 //! lanes of an AVX-512 register (the keep bits a mask register, folded
 //! into the multiply) or 8 of an AVX2 one, the keyed stream's eight
