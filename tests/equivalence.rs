@@ -2,7 +2,8 @@
 //! operation (every row of the table), both sources of randomness, every
 //! length 0..=1100 and the lengths next to the kernel's pieces and chunks
 //! up to 3073 (512 and 1024 elements), and for the structured operations
-//! a handful of shapes of each length.
+//! a handful of shapes of each length; and the element-wise operations on
+//! slices long enough for the kernel's prefetch hints.
 
 mod support;
 
@@ -184,5 +185,28 @@ fn simd_equals_reference_for_every_p_on_long_slices() {
             case.units = units;
             check_level(&case, Level::Units, &key, seed);
         }
+    }
+}
+
+/// Calls of 512 KiB per operand and more, where the x86-64 kernel hints
+/// the operands' cache lines ahead of the elements it applies
+/// (`kernel::prefetch`): every element-wise row, both sources. Not under
+/// Miri: a row of this length costs minutes there, and the hints exist on
+/// x86-64 only, whose Miri runs take the lengths above.
+#[test]
+#[cfg_attr(miri, ignore = "too long under Miri; the short lengths run above")]
+fn simd_equals_reference_on_slices_long_enough_for_prefetch_hints() {
+    for (i, p) in [0.1_f32, 0.5].into_iter().enumerate() {
+        let n = (512 << 10) / size_of::<f32>() + 4099 * (i + 1);
+        let seed = 77 + i as u64;
+        let mut case = Case::new(
+            Dropout::new(p).unwrap(),
+            Mode::Train,
+            Units::elements(n),
+            data(n, seed),
+        );
+        case.bias = bias(n, seed);
+        let key = [Keyed::new(seed, 4096 * 3 + 1000)];
+        check_level(&case, Level::Elements, &key, seed);
     }
 }
