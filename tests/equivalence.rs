@@ -191,8 +191,8 @@ fn simd_equals_reference_for_every_p_on_long_slices() {
 /// Calls of 512 KiB per operand and more, where the x86-64 kernel hints
 /// the operands' cache lines ahead of the elements it applies
 /// (`kernel::prefetch`): every element-wise row, both sources. Not under
-/// Miri: a row of this length costs minutes there, and the hints exist on
-/// x86-64 only, whose Miri runs take the lengths above.
+/// Miri, where a row of this length costs minutes: the hints' `unsafe`
+/// call (`_mm_prefetch`, x86-64 only) is therefore never run under Miri.
 #[test]
 #[cfg_attr(miri, ignore = "too long under Miri; the short lengths run above")]
 fn simd_equals_reference_on_slices_long_enough_for_prefetch_hints() {
